@@ -1,0 +1,149 @@
+"""The `/invoices` message: a header with totals, one section per invoice, paging."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock, ButtonElement, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock,
+)
+
+from blocks.text import clip, day, link, safe
+from bot.invoices import InvoiceListing, InvoiceRow, QueryKind
+
+PAGE_SIZE = 20  # 20 rows + 5 framing blocks stays far below Slack's 50 blocks
+PAY_NOW = "pay_now"
+PAGE = "invoices_page"
+_SECTION_LIMIT = 3000
+_VALUE_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str  # the notification / accessibility fallback
+    blocks: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def help_message() -> Message:
+    text = (
+        "*`/invoices`* lists the open, partly paid and past-due invoices of the billing profiles you may see, "
+        "with a *Pay Now* button for each.\n"
+        "• `/invoices overdue`: only past-due invoices\n"
+        "• `/invoices <profile name or id>`: one billing profile's invoices\n"
+        "• `/invoices <invoice number>`: find one invoice, e.g. `/invoices INV-2026-0042`\n"
+        "• `/invoices help`: this message\n"
+        "Cards are charged through Stripe; a new card is added on Stripe's own page, never typed into Slack."
+    )
+    return Message("How to use /invoices", [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
+
+
+def notice_message(title: str, text: str) -> Message:
+    return Message(f"{title}: {text}", [
+        SectionBlock(text=MarkdownTextObject(text=clip(f"*{title}*\n{text}", _SECTION_LIMIT))).to_dict()])
+
+
+def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) -> Message:
+    rows = listing.rows
+    if not rows:
+        return _empty(listing)
+    pages = (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE
+    page = min(max(page, 0), pages - 1)
+    shown = rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    overdue = sum(1 for row in rows if row.overdue)
+
+    totals = " · ".join(money.format() for money in listing.totals)
+    summary = f"*{len(rows)} invoice{'s' if len(rows) != 1 else ''} to pay*"
+    if overdue:
+        summary += f" · :warning: {overdue} overdue"
+    summary += f"\nBalance due: *{totals}*"
+
+    blocks: list[dict[str, Any]] = [
+        HeaderBlock(text=_title(listing)).to_dict(),
+        SectionBlock(text=MarkdownTextObject(text=clip(summary, _SECTION_LIMIT))).to_dict(),
+        DividerBlock().to_dict(),
+    ]
+    for index, row in enumerate(shown):
+        blocks.append(_row(row, index, today, listing.query.as_text))
+    first = page * PAGE_SIZE + 1
+    context = f"Showing {first}–{first + len(shown) - 1} of {len(rows)} · Sorted by due date · `/invoices help`"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
+    if pages > 1:
+        buttons = []
+        if page > 0:
+            buttons.append(ButtonElement(text="◀ Previous", action_id=f"{PAGE}:prev",
+                                         value=_page_value(listing, page - 1)))
+        if page < pages - 1:
+            buttons.append(ButtonElement(text="Next ▶", action_id=f"{PAGE}:next",
+                                         value=_page_value(listing, page + 1)))
+        blocks.append(ActionsBlock(block_id="paging", elements=buttons).to_dict())
+    fallback = f"{len(rows)} invoices to pay, balance due {totals}"
+    return Message(clip(fallback, 3000), blocks)
+
+
+def _title(listing: InvoiceListing) -> str:
+    if listing.query.kind is QueryKind.OVERDUE:
+        return "Overdue invoices"
+    if listing.query.kind is QueryKind.SEARCH:
+        return clip(f"Invoices matching “{listing.query.text}”", 150)
+    return "Invoices to pay"
+
+
+def _row(row: InvoiceRow, index: int, today: dt.date, query: str) -> dict[str, Any]:
+    invoice = row.invoice
+    due = f"Due {day(invoice.due_on)}"
+    if row.overdue:
+        late = (today - invoice.due_on).days
+        due = f":warning: *Overdue* · was due {day(invoice.due_on)}" + (f" ({late} days ago)" if late > 0 else "")
+    partly = " · partly paid" if invoice.status == "partially_paid" else ""
+    text = (
+        f"*{safe(invoice.number, 120)}* · {safe(row.profile_name, 200)}\n"
+        f"{due}{partly}\n"
+        f"Total {invoice.total_money.format()} · Balance due *{invoice.balance.format()}* ({invoice.currency})"
+        f" · {link(invoice.pdf_url, 'PDF')}"
+    )
+    section: dict[str, Any] = SectionBlock(block_id=f"invoice:{index}",
+                                           text=MarkdownTextObject(text=clip(text, _SECTION_LIMIT))).to_dict()
+    value = json.dumps({"invoice": invoice.id, "q": query}, separators=(",", ":"))
+    if len(value) <= _VALUE_LIMIT:
+        section["accessory"] = ButtonElement(text="Pay Now", action_id=f"{PAY_NOW}:{index}", value=value,
+                                             style="primary").to_dict()
+    return section
+
+
+def _page_value(listing: InvoiceListing, page: int) -> str:
+    return json.dumps({"q": listing.query.as_text, "p": page}, separators=(",", ":"))
+
+
+def parse_pay_value(value: str | None) -> tuple[str, str]:
+    """(invoice id, list query) from a Pay Now button; the id is checked again on use."""
+    try:
+        data = json.loads(value or "")
+        return str(data.get("invoice", ""))[:200], str(data.get("q", ""))[:200]
+    except (ValueError, TypeError, AttributeError):
+        return (value or "")[:200], ""
+
+
+def parse_page_value(value: str | None) -> tuple[str, int]:
+    """Paging buttons carry the query and page; both are re-checked on use."""
+    try:
+        data = json.loads(value or "{}")
+        return str(data.get("q", ""))[:200], max(0, min(int(data.get("p", 0)), 10_000))
+    except (ValueError, TypeError, AttributeError):
+        return "", 0
+
+
+def _empty(listing: InvoiceListing) -> Message:
+    if listing.query.kind is QueryKind.SEARCH:
+        text = (f"No payable invoice matches “{safe(listing.query.text, 200)}”. Try a billing profile name, "
+                "an invoice number, or plain `/invoices`.")
+    elif listing.query.kind is QueryKind.OVERDUE:
+        text = ":white_check_mark: Nothing is overdue. Nice work!"
+    else:
+        text = ":tada: Nothing to pay right now: no open, partly paid or past-due invoices on your billing profiles."
+    return Message(text.replace("*", ""), [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])

@@ -1,0 +1,192 @@
+"""The Pay Now modal in all its states: loading, form, charging, receipt, problems."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock, ButtonElement, ContextBlock, DividerBlock, InputBlock, MarkdownTextObject, Option,
+    PlainTextInputElement, PlainTextObject, SectionBlock, StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from blocks.text import clip, day, link, safe
+from bot.billing import Invoice, WireInstructions
+from bot.money import Money
+from bot.payments import AMOUNT_FIELD, METHOD_FIELD, PayForm
+from storage.models import Payment, PaymentStatus
+
+CALLBACK_ID = "pay_invoice"
+ADD_CARD = "add_card"
+REFRESH_METHODS = "refresh_methods"
+TITLE = "Pay invoice"
+
+
+def _view(blocks: list[Any], *, private_metadata: str = "", submit: str | None = None,
+          close: str = "Close") -> dict[str, Any]:
+    view = View(type="modal", callback_id=CALLBACK_ID, title=TITLE, close=close, submit=submit,
+                private_metadata=private_metadata, blocks=blocks)
+    return view.to_dict()
+
+
+def _md(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
+
+
+def loading_view() -> dict[str, Any]:
+    return _view([_md(":hourglass_flowing_sand: Loading the invoice and your saved payment methods…")],
+                 close="Cancel")
+
+
+def message_view(title: str, text: str, *, private_metadata: str = "") -> dict[str, Any]:
+    return _view([_md(f"*{safe(title, 150)}*\n{text}")], private_metadata=private_metadata)
+
+
+def _invoice_summary(invoice: Invoice, profile_name: str, today: dt.date) -> SectionBlock:
+    due = day(invoice.due_on)
+    if invoice.is_overdue(today):
+        due = f"{due} · :warning: *Overdue*"
+    return SectionBlock(
+        text=MarkdownTextObject(text=f"*{safe(invoice.number, 150)}* · {safe(profile_name, 200)}"),
+        fields=[
+            MarkdownTextObject(text=f"*Due*\n{due}"),
+            MarkdownTextObject(text=f"*Status*\n{invoice.status.replace('_', ' ').capitalize()}"),
+            MarkdownTextObject(text=f"*Total*\n{invoice.total_money.format()}"),
+            MarkdownTextObject(text=f"*Balance due*\n{invoice.balance.format()}"),
+        ],
+    )
+
+
+def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
+                  amount_text: str | None = None, method_id: str | None = None) -> dict[str, Any]:
+    invoice, profile = form.invoice, form.profile
+    blocks: list[Any] = []
+    if notice:
+        blocks.append(_md(notice))
+    blocks.append(_invoice_summary(invoice, profile.name, today))
+    if form.in_flight is not None:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f":hourglass: A payment on this invoice is in progress (started by <@{form.in_flight.user_id}>). "
+                 "Wait for its result before paying again.")]))
+    has_methods = bool(form.methods)
+    if has_methods:
+        options = [Option(text=clip(m.label, 75), value=m.id) for m in form.methods]
+        chosen = method_id if any(m.id == method_id for m in form.methods) else form.default_method_id
+        initial = next((o for o in options if o.value == chosen), options[0])
+        blocks.append(InputBlock(
+            block_id=METHOD_FIELD, label="Pay with",
+            element=StaticSelectElement(action_id=METHOD_FIELD, options=options, initial_option=initial,
+                                        placeholder="Choose a saved card or bank account"),
+        ))
+        blocks.append(InputBlock(
+            block_id=AMOUNT_FIELD, label=f"Amount ({invoice.currency})",
+            element=PlainTextInputElement(action_id=AMOUNT_FIELD,
+                                          initial_value=clip(amount_text or invoice.balance.api_string(), 150),
+                                          placeholder=invoice.balance.api_string()),
+            hint=f"The balance due is {invoice.balance.format()}. Enter less to pay part of it.",
+        ))
+        fee = form.card_fee(invoice.balance)
+        if fee is not None:
+            percent = f"{profile.card_fee_percent.normalize():f}%"
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                text=f":information_source: A {percent} card fee of *{fee.format()}* is billed separately "
+                     f"(for the full balance; {percent} of whatever you pay by card). Bank debits carry no fee.")]))
+    elif form.methods_unavailable:
+        blocks.append(_md(":warning: Stripe isn't answering right now, so your saved cards can't be shown. "
+                          "Nothing was charged. Press *Refresh* in a minute, or pay by wire transfer below."))
+    else:
+        blocks.append(_md(f"*No saved card for {safe(profile.name, 200)} yet.*\nAdd one on Stripe's secure page, "
+                          "then press *Refresh*. Your card number is typed on Stripe's page only, never in Slack."))
+
+    buttons = []
+    if form.add_card_url:
+        buttons.append(ButtonElement(text="Add a new card", action_id=ADD_CARD, url=form.add_card_url,
+                                     style=None if has_methods else "primary"))
+    if profile.stripe_customer_id:
+        buttons.append(ButtonElement(text="Refresh", action_id=REFRESH_METHODS, value="refresh"))
+    if buttons:
+        blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
+    blocks.append(DividerBlock())
+    blocks.append(_md(_wire_text(invoice, profile.wire_instructions)))
+    return _view(blocks, private_metadata=form.session_id, submit="Pay" if has_methods else None,
+                 close="Cancel")
+
+
+def _wire_text(invoice: Invoice, wire: WireInstructions | None) -> str:
+    lines = ["*Prefer a wire transfer?*"]
+    if wire is None:
+        lines.append("Ask your account manager for the vendor's bank details.")
+    else:
+        for label, value in (("Beneficiary", wire.beneficiary), ("Bank", wire.bank_name), ("IBAN", wire.iban),
+                             ("SWIFT/BIC", wire.swift), ("Account number", wire.account_number),
+                             ("Routing number", wire.routing_number)):
+            if value:
+                lines.append(f"{label}: `{safe(value, 120)}`")
+        if wire.reference:
+            lines.append(f"_{safe(wire.reference, 300)}_")
+    lines.append(f"Reference: `{safe(invoice.number, 150)}` · {link(invoice.pdf_url, 'Invoice PDF')}")
+    return "\n".join(lines)
+
+
+def payment_view(payment: Payment, *, channel_hint: str = "the finance channel") -> dict[str, Any]:
+    """Where a submitted payment stands, in words a payer understands."""
+    amount = Money.from_minor(payment.amount_minor, payment.currency).format()
+    method = safe(payment.method_label, 80)
+    number = safe(payment.invoice_number, 150)
+    status = PaymentStatus(payment.status)
+    if status is PaymentStatus.RECORDED:
+        return _receipt(payment, amount, method, number)
+    if status in (PaymentStatus.CREATED, PaymentStatus.CONFIRMING):
+        if payment.attempts:
+            text = (f":hourglass: We couldn't get an answer from Stripe about charging *{amount}* to {method}. "
+                    "We don't know yet whether it went through; we are checking with Stripe automatically and "
+                    f"will post the result in {channel_hint}. *Please don't pay this invoice again meanwhile.*")
+        else:
+            text = f":hourglass_flowing_sand: Charging *{amount}* to {method} for invoice *{number}*…"
+        return message_view("Payment in progress", text)
+    if status is PaymentStatus.CHARGED:
+        return message_view("Charged, recording…", (
+            f":white_check_mark: *{amount}* was charged to {method}.\n:hourglass: Recording the payment on "
+            f"invoice *{number}* in the billing system… "
+            + (f"{safe(payment.failure_message, 500)} Our team will sort it out; " if payment.failure_message
+               else "This is retried automatically; ")
+            + f"the confirmation will be posted in {channel_hint}. *Don't pay again.*"))
+    if status in (PaymentStatus.DEBITING, PaymentStatus.PROCESSING):
+        return message_view("Bank debit on its way", (
+            f":bank: A bank debit of *{amount}* from {method} for invoice *{number}* is on its way. "
+            f"Bank debits take a few days to clear; the invoice shows *Processing* until then, and {channel_hint} "
+            "will hear when it settles."))
+    if status is PaymentStatus.REQUIRES_ACTION:
+        where = link(payment.invoice_url, f"the invoice page of {payment.invoice_number}")
+        return message_view("Authentication needed", (
+            f":lock: {method} needs 3-D Secure authentication by the cardholder, which can't happen in Slack. "
+            f"Nothing has been charged yet. Finish paying *{amount}* on {where}, or close this and choose "
+            "another card."))
+    return message_view("Payment not completed", (
+        f":x: {safe(payment.failure_message or 'The payment failed.', 500)} Nothing was charged."))
+
+
+def _receipt(payment: Payment, amount: str, method: str, number: str) -> dict[str, Any]:
+    balance = (Money.from_minor(payment.balance_after_minor, payment.currency).format()
+               if payment.balance_after_minor is not None else "—")
+    paid_in_full = payment.invoice_status_after == "paid"
+    status = "Paid" if paid_in_full else (payment.invoice_status_after or "").replace("_", " ").capitalize()
+    blocks = [
+        _md(f":white_check_mark: *Payment received.* {amount} paid on invoice *{number}* "
+            f"({safe(payment.billing_profile_name, 200)})."),
+        SectionBlock(fields=[
+            MarkdownTextObject(text=f"*Paid*\n{amount}"),
+            MarkdownTextObject(text=f"*Method*\n{method}"),
+            MarkdownTextObject(text=f"*New balance*\n{balance}"),
+            MarkdownTextObject(text=f"*Invoice status*\n{status}"),
+        ]),
+        ContextBlock(elements=[PlainTextObject(text=f"Payment reference {payment.id}")]),
+    ]
+    return _view(blocks)
+
+
+def decline_notice(payment: Payment) -> str:
+    return (f":x: *{safe(payment.method_label, 80)} was not charged.* "
+            f"{safe(payment.failure_message or 'The payment was declined.', 500)} "
+            "Nothing was charged. Choose another method, or add a new card.")

@@ -1,0 +1,58 @@
+"""`invoicebot`: serve the app, run it in Socket Mode, migrate, reconcile, trace payments,
+and run the local sandbox and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="invoicebot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the app over HTTP (POST /slack/events)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+
+    commands.add_parser("socket", help="run the app in Socket Mode (needs SLACK_APP_TOKEN)")
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+
+    commands.add_parser("reconcile", help="finish payments left half-way, asking Stripe for the truth")
+
+    payments = commands.add_parser("payments", help="recent payments and where they stand")
+    payments.add_argument("--status")
+    payments.add_argument("--invoice", help="invoice id or number")
+    payments.add_argument("--limit", type=int, default=50)
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit.add_argument("--user", help="Slack user id")
+    audit.add_argument("--invoice", help="invoice id")
+    audit.add_argument("--limit", type=int, default=100)
+
+    sandbox = commands.add_parser("sandbox", help="run the sandbox billing API")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8300)
+    sandbox.add_argument("--db", default="sandbox-billing.db")
+    sandbox.add_argument("--token", default="sandbox-token")
+    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sandbox.add_argument("--fresh", action="store_true", help="start from new seed data")
+    sandbox.add_argument("--stripe-api-base", default=None,
+                         help="a localstripe to create the profiles' customers and saved cards in")
+
+    demo = commands.add_parser("demo", help="the whole product on this machine, in a browser")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--keep", action="store_true", help="keep the data of the last run")
+
+    args = parser.parse_args(argv)
+    from bot import commands as impl  # noqa: PLC0415 - keep `--help` fast and side-effect free
+
+    return impl.run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

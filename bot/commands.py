@@ -1,0 +1,183 @@
+"""What each `invoicebot` subcommand does."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot import logs
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {
+        "serve": _serve, "socket": _socket, "db": _db, "reconcile": _reconcile, "payments": _payments,
+        "audit": _audit, "sandbox": _sandbox, "demo": _demo,
+    }[args.command]
+    try:
+        return handler(args)
+    except SettingsError as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _require_current_schema(settings: Settings) -> None:
+    from storage.db import create_engine  # noqa: PLC0415
+    from storage.schema import current_revision, head_revision  # noqa: PLC0415
+
+    async def check() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current = asyncio.run(check())
+    if current != head_revision():
+        raise SettingsError(f"invoicebot: the database is at {current or 'an empty schema'}, not "
+                            f"{head_revision()}: run `invoicebot db upgrade` first")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from bot.server import create_web_app  # noqa: PLC0415
+
+    settings = _settings()
+    _require_current_schema(settings)
+    uvicorn.run(create_web_app(settings), host=args.host, port=args.port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=20)
+    return 0
+
+
+def _socket(_: argparse.Namespace) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: PLC0415
+
+    from bot.app import build_services, create_bolt_app, running  # noqa: PLC0415
+
+    settings = _settings()
+    if settings.slack_app_token is None:
+        raise SettingsError("invoicebot: setting SLACK_APP_TOKEN is missing (Socket Mode needs an app-level token)")
+    _require_current_schema(settings)
+
+    async def main() -> None:
+        async with running(build_services(settings)) as services:
+            handler = AsyncSocketModeHandler(create_bolt_app(services), settings.slack_app_token.get_secret_value())
+            await handler.start_async()
+
+    asyncio.run(main())
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from storage.schema import head_revision, upgrade  # noqa: PLC0415
+
+    settings = _settings()
+    if args.action == "upgrade":
+        upgrade(settings.database_url)
+        print(f"database at {head_revision()}")
+        return 0
+    from storage.db import create_engine  # noqa: PLC0415
+    from storage.schema import current_revision  # noqa: PLC0415
+
+    async def current() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(current()) or "empty")
+    return 0
+
+
+def _reconcile(_: argparse.Namespace) -> int:
+    from bot.app import build_services, running  # noqa: PLC0415
+
+    settings = _settings()
+    _require_current_schema(settings)
+
+    async def main() -> int:
+        async with running(build_services(settings), background=False) as services:
+            report = await services.reconciler.run_once()
+            await services.outbox.deliver_due()
+        for payment_id, before, after in report.changed:
+            print(f"{payment_id}: {before} -> {after}")
+        print(f"examined {report.examined} unfinished payments, changed {len(report.changed)}")
+        return 0
+
+    return asyncio.run(main())
+
+
+def _payments(args: argparse.Namespace) -> int:
+    from bot.money import Money  # noqa: PLC0415
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+    from storage.payments import PaymentRepository  # noqa: PLC0415
+
+    settings = _settings()
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            rows = await PaymentRepository(session_factory(engine)).recent(
+                status=args.status, invoice=args.invoice, limit=args.limit)
+        finally:
+            await engine.dispose()
+        print(f"{'created (UTC)':<20} {'updated (UTC)':<20} {'payment':<31} {'invoice':<18} {'amount':>16} "
+              f"{'method':<22} status")
+        for p in rows:
+            amount = Money.from_minor(p.amount_minor, p.currency).format()
+            print(f"{p.created_at:%Y-%m-%d %H:%M:%S}  {p.updated_at:%Y-%m-%d %H:%M:%S}  {p.id:<31} "
+                  f"{p.invoice_number[:18]:<18} {amount:>16} {p.method_label[:22]:<22} {p.status}"
+                  + (f" ({p.failure_message})" if p.failure_message else ""))
+
+    asyncio.run(main())
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from storage.audit import AuditLog  # noqa: PLC0415
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+
+    settings = _settings()
+
+    async def main() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            events = await AuditLog(session_factory(engine)).events(user_id=args.user, invoice=args.invoice,
+                                                                    limit=args.limit)
+        finally:
+            await engine.dispose()
+        for e in events:
+            print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user_id or '-':<12} {e.action:<16} {e.outcome:<9} "
+                  f"{e.invoice_id or '-':<14} {json.dumps(e.detail, sort_keys=True)}")
+
+    asyncio.run(main())
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox.run import run_sandbox  # noqa: PLC0415
+
+    logs.configure()
+    run_sandbox(host=args.host, port=args.port, db_path=args.db, token=args.token, latency=args.latency,
+                fresh=args.fresh, stripe_api_base=args.stripe_api_base)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sandbox.demo import run_demo  # noqa: PLC0415
+
+    logs.configure()
+    return run_demo(port=args.port, keep=args.keep)

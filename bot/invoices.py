@@ -1,0 +1,127 @@
+"""Listing what a person may pay: every payable invoice of their billing profiles."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+from bot.billing import BillingClient, BillingProfile, Invoice
+from bot.cache import TTLCache
+from bot.identity import Viewer
+from bot.money import Money, totals_by_currency
+
+# Profiles are listed in parallel, a few at a time, so a user with 100 profiles does not
+# wait for 100 round trips in a row.
+_PROFILE_CONCURRENCY = 8
+
+
+class QueryKind(enum.StrEnum):
+    ALL = "all"
+    OVERDUE = "overdue"
+    SEARCH = "search"
+    HELP = "help"
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    kind: QueryKind
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> ListQuery:
+        words = (text or "").strip()
+        lowered = words.lower()
+        if not words:
+            return cls(QueryKind.ALL)
+        if lowered in {"help", "?", "-h", "--help"}:
+            return cls(QueryKind.HELP)
+        if lowered in {"overdue", "past due", "past_due", "late"}:
+            return cls(QueryKind.OVERDUE)
+        return cls(QueryKind.SEARCH, words[:200])
+
+    @property
+    def as_text(self) -> str:
+        return {QueryKind.ALL: "", QueryKind.OVERDUE: "overdue", QueryKind.HELP: "help"}.get(self.kind, self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    invoice: Invoice
+    profile_name: str
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceListing:
+    query: ListQuery
+    rows: list[InvoiceRow]
+    totals: list[Money] = field(default_factory=list)
+    matched_number: bool = False  # the search found an invoice by its number
+
+
+class InvoiceService:
+    def __init__(self, billing: BillingClient, *, profile_ttl_seconds: float = 60.0) -> None:
+        self._billing = billing
+        self._profiles: TTLCache[str, BillingProfile] = TTLCache(profile_ttl_seconds)
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(dt.UTC).date()
+
+    async def profile(self, profile_id: str, *, fresh: bool = False) -> BillingProfile:
+        return await self._profiles.get_or_load(profile_id, lambda: self._billing.get_billing_profile(profile_id),
+                                                fresh=fresh)
+
+    async def list_payable(self, viewer: Viewer, query: ListQuery) -> InvoiceListing:
+        profile_ids = sorted(set(viewer.access.billing_profile_ids))
+        profiles = await self._profiles_by_id(profile_ids)
+        if query.kind is QueryKind.SEARCH:
+            needle = query.text.casefold()
+            wanted = [pid for pid in profile_ids
+                      if pid.casefold() == needle or needle in profiles[pid].name.casefold()]
+        else:
+            wanted = profile_ids
+
+        invoices = await self._payable_invoices(profile_ids if query.kind is QueryKind.SEARCH else wanted)
+        matched_number = False
+        if query.kind is QueryKind.SEARCH:
+            by_number = [inv for inv in invoices if inv.number.casefold() == query.text.casefold()]
+            if by_number:
+                invoices, matched_number = by_number, True
+            else:
+                allowed = set(wanted)
+                invoices = [inv for inv in invoices if inv.billing_profile_id in allowed]
+
+        today = self.today()
+        # The backend filters by profile, but a person must never see another profile's
+        # invoice even if it did not: filter again on our side.
+        rows = [
+            InvoiceRow(inv, profiles[inv.billing_profile_id].name, inv.is_overdue(today))
+            for inv in invoices
+            if viewer.access.may_see(inv.billing_profile_id) and inv.is_payable
+        ]
+        if query.kind is QueryKind.OVERDUE:
+            rows = [row for row in rows if row.overdue]
+        rows.sort(key=lambda row: (row.invoice.due_on, row.invoice.number, row.invoice.id))
+        return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number)
+
+    async def _profiles_by_id(self, profile_ids: list[str]) -> dict[str, BillingProfile]:
+        limit = asyncio.Semaphore(_PROFILE_CONCURRENCY)
+
+        async def one(pid: str) -> BillingProfile:
+            async with limit:
+                return await self.profile(pid)
+
+        loaded = await asyncio.gather(*(one(pid) for pid in profile_ids))
+        return {profile.id: profile for profile in loaded}
+
+    async def _payable_invoices(self, profile_ids: list[str]) -> list[Invoice]:
+        limit = asyncio.Semaphore(_PROFILE_CONCURRENCY)
+
+        async def one(pid: str) -> list[Invoice]:
+            async with limit:
+                return [inv async for inv in self._billing.iter_invoices([pid], status="payable")]
+
+        per_profile = await asyncio.gather(*(one(pid) for pid in profile_ids))
+        return [inv for invoices in per_profile for inv in invoices]

@@ -1,0 +1,84 @@
+"""Delivers queued Slack messages: once each, in order, honouring Slack's Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.processor import retry_delay
+from storage.models import OutboxMessage
+from storage.outbox import OutboxRepository
+
+log = logging.getLogger(__name__)
+
+# Errors that will not go away by waiting a few seconds.
+_PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
+              "account_inactive", "token_revoked", "msg_too_long", "no_text", "invalid_arguments"}
+
+
+class OutboxWorker:
+    def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
+                 poll_seconds: float = 2.0) -> None:
+        self._repo = repo
+        self._client_for = client_for
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (called after a payment is recorded)."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the worker must outlive any one failure
+                log.exception("outbox pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        delivered = 0
+        for message in await self._repo.claim_due():
+            if await self._deliver(message):
+                delivered += 1
+        return delivered
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        payload = message.payload
+        try:
+            client = await self._client_for(message.team_id or "")
+            await client.chat_postMessage(channel=message.channel, text=payload.get("text", ""),
+                                          blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            if exc.response.status_code == 429:
+                wait = float(exc.response.headers.get("Retry-After", "1") or 1)
+                at = _now() + dt.timedelta(seconds=max(wait, 1.0))
+            elif error in _PERMANENT:
+                log.error("outbox message %s to %s failed for good: %s", message.id, message.channel, error)
+                at = _now() + dt.timedelta(hours=1)
+            else:
+                at = _now() + retry_delay(message.attempts)
+            await self._repo.retry_later(message.id, at=at, error=error)
+            return False
+        except (OSError, asyncio.TimeoutError) as exc:
+            await self._repo.retry_later(message.id, at=_now() + retry_delay(message.attempts),
+                                         error=type(exc).__name__)
+            return False
+        await self._repo.delivered(message.id)
+        return True
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

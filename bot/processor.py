@@ -1,0 +1,226 @@
+"""The payment state machine, driven forward one guarded step at a time.
+
+The same `advance` serves a live submission, the periodic reconciler and Stripe
+webhooks, so a payment interrupted anywhere (crash, timeout, lost answer) is finished by
+whoever looks at it next, with the same idempotency keys: one charge, one record.
+
+    created ──create PI──▶ confirming ──confirm──▶ charged ──record──▶ recorded
+                                    │                  ▲
+                                    ├─▶ debiting ──record(processing)──▶ processing ──webhook──▶ recorded | failed
+                                    ├─▶ requires_action ──webhook──▶ charged | failed
+                                    └─▶ failed (declined)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Protocol
+
+from bot.billing import BillingClient, BillingError, PaymentRecord, RecordedPayment
+from bot.money import Money
+from bot.stripe_gateway import IntentResult, StripeGateway, StripeRejected, StripeUnavailable
+from storage.models import OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.payments import PaymentRepository
+
+log = logging.getLogger(__name__)
+
+S = PaymentStatus
+
+
+class PaymentEvents(Protocol):
+    """What the outside world hears about a payment (wired to Slack by the app)."""
+
+    def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
+        """Messages to write to the outbox in the same transaction as `event`."""
+        ...
+
+    async def changed(self, payment: Payment, *, update_modal: bool) -> None:
+        """Best-effort live update (the open modal, the list message)."""
+        ...
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(600, 5 * 2 ** min(attempts, 7)))
+
+
+class PaymentProcessor:
+    def __init__(self, repo: PaymentRepository, stripe: StripeGateway, billing: BillingClient,
+                 events: PaymentEvents) -> None:
+        self._repo = repo
+        self._stripe = stripe
+        self._billing = billing
+        self._events = events
+
+    async def advance(self, payment_id: str, *, recovering: bool = False) -> Payment:
+        """Drive the payment as far as it can go now; returns where it stands.
+
+        Stripe or the billing API being down leaves it in an intermediate state with a
+        retry time; nothing is lost, the reconciler picks it up.
+        """
+        payment = await self._repo.get(payment_id)
+        if payment is None:
+            raise LookupError(payment_id)
+        before = payment.status
+        try:
+            while True:
+                step = await self._step(payment, recovering=recovering)
+                if step is None:
+                    break
+                payment = step
+        except (StripeUnavailable, BillingError) as exc:
+            log.warning("payment %s stalled in %s: %s", payment.id, payment.status, exc)
+            await self._repo.touch(payment.id, attempts=payment.attempts + 1,
+                                   next_attempt_at=utcnow() + retry_delay(payment.attempts))
+            payment = await self._repo.get(payment.id) or payment
+        if payment.status != before:
+            # A live submission renders its own modal; background paths update it here.
+            await self._safe_changed(payment, update_modal=recovering)
+        return payment
+
+    async def _step(self, payment: Payment, *, recovering: bool) -> Payment | None:
+        status = S(payment.status)
+        if status is S.CREATED:
+            if recovering:
+                # Interrupted before a PaymentIntent was stored: no money can have moved
+                # (we never create and confirm in one call), so this attempt simply ends.
+                return await self._move(payment, [S.CREATED], S.FAILED,
+                                        failure_message="The payment was interrupted before the card was charged.")
+            try:
+                intent = await self._create_intent(payment)
+            except (StripeUnavailable, StripeRejected) as exc:
+                reason = ("Stripe isn't answering right now." if isinstance(exc, StripeUnavailable)
+                          else "Stripe refused to start this payment.")
+                return await self._move(payment, [S.CREATED], S.FAILED, failure_message=reason)
+            # Stored before confirming, so a crash from here on is resolved by asking Stripe.
+            return await self._move(payment, [S.CREATED], S.CONFIRMING, stripe_payment_intent_id=intent.id)
+        if status is S.CONFIRMING:
+            assert payment.stripe_payment_intent_id
+            result: IntentResult | None = None
+            if recovering:
+                result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            if result is None or result.status == "requires_confirmation":
+                result = await self._stripe.confirm_intent(payment.stripe_payment_intent_id,
+                                                           idempotency_key=f"{payment.id}-confirm")
+            return await self.apply_intent(payment, result)
+        if status is S.CHARGED:
+            return await self._record(payment, "succeeded", S.CHARGED, S.RECORDED, "paid")
+        if status is S.DEBITING:
+            return await self._record(payment, "processing", S.DEBITING, S.PROCESSING, "processing")
+        return None
+
+    async def _create_intent(self, payment: Payment) -> IntentResult:
+        return await self._stripe.create_intent(
+            amount_minor=payment.amount_minor, currency=payment.currency,
+            customer_id=payment.stripe_customer_id, payment_method_id=payment.payment_method_id,
+            payment_method_type=payment.payment_method_type,
+            metadata={"payment_id": payment.id, "invoice_id": payment.invoice_id,
+                      "invoice_number": payment.invoice_number, "billing_profile_id": payment.billing_profile_id},
+            idempotency_key=f"{payment.id}-create",
+        )
+
+    async def apply_intent(self, payment: Payment, result: IntentResult) -> Payment | None:
+        """Move a payment to where Stripe says its PaymentIntent is."""
+        waiting = [S.CONFIRMING, S.REQUIRES_ACTION]
+        if result.status == "succeeded":
+            return await self._move(payment, waiting, S.CHARGED, failure_message=None)
+        if result.status == "processing":
+            return await self._move(payment, [S.CONFIRMING], S.DEBITING)
+        if result.status == "requires_action":
+            return await self._move(payment, [S.CONFIRMING], S.REQUIRES_ACTION,
+                                    failure_message="This card needs 3-D Secure authentication.")
+        if result.status in ("declined", "canceled"):
+            message = result.message or ("The payment was canceled." if result.status == "canceled"
+                                         else "The payment was declined.")
+            # A payment the user walked away from (3-D Secure) ends with a word in the channel;
+            # a decline in front of the user is shown in the modal only.
+            outbox = self._events.notices(_copy(payment, status=S.FAILED.value, failure_message=message),
+                                          "failed") if payment.status == S.REQUIRES_ACTION else []
+            return await self._move(payment, waiting, S.FAILED, failure_message=message, outbox=outbox)
+        return None
+
+    async def _record(self, payment: Payment, billing_status: str, from_state: S, to_state: S,
+                      event: str) -> Payment | None:
+        if payment.failure_message and payment.next_attempt_at and payment.next_attempt_at > utcnow():
+            return None  # refused before and waiting for a person; do not hammer the backend
+        record = PaymentRecord(
+            payment_id=payment.id, amount=Money.from_minor(payment.amount_minor, payment.currency).api_string(),
+            currency=payment.currency, method=payment.method_kind, processor="stripe",  # type: ignore[arg-type]
+            processor_payment_id=payment.stripe_payment_intent_id or "", status=billing_status,  # type: ignore[arg-type]
+            paid_by=payment.paid_by,
+        )
+        try:
+            recorded = await self._billing.record_payment(payment.invoice_id, record)
+        except BillingError as exc:
+            if exc.transient:
+                raise
+            return await self._needs_attention(payment, exc)
+        fields = _after(recorded, payment.currency)
+        preview = _copy(payment, status=to_state.value, **fields)
+        return await self._move(payment, [from_state], to_state, outbox=self._events.notices(preview, event),
+                                **fields)
+
+    async def settle(self, payment: Payment, *, succeeded: bool, reason: str | None = None) -> Payment | None:
+        """A bank debit that was processing has cleared or bounced (from the webhook)."""
+        try:
+            recorded = await self._billing.settle_payment(payment.invoice_id, payment.id, succeeded=succeeded,
+                                                          failure_reason=reason)
+        except BillingError as exc:
+            if exc.transient or exc.status == 409:
+                raise
+            return await self._needs_attention(payment, exc)
+        fields = _after(recorded, payment.currency)
+        target = S.RECORDED if succeeded else S.FAILED
+        if not succeeded:
+            fields["failure_message"] = reason or "The bank debit failed."
+        preview = _copy(payment, status=target.value, **fields)
+        moved = await self._move(payment, [S.PROCESSING], target,
+                                 outbox=self._events.notices(preview, "settled" if succeeded else "debit_failed"),
+                                 **fields)
+        if moved:
+            await self._safe_changed(moved, update_modal=True)
+        return moved
+
+    async def _needs_attention(self, payment: Payment, exc: BillingError) -> None:
+        # Money moved but the billing system will not take the record (say, the invoice
+        # was paid by wire meanwhile). Keep the payment where it is, out of the fast retry
+        # loop, and tell people: this needs a human.
+        message = f"Charged, but the billing system refused to record it: {exc.message}"
+        log.error("payment %s needs attention: %s", payment.id, exc.code)
+        await self._repo.touch(payment.id, failure_message=message, attempts=payment.attempts + 1,
+                               next_attempt_at=utcnow() + dt.timedelta(hours=1))
+        fresh = await self._repo.get(payment.id)
+        if fresh is not None:
+            await self._repo.add_outbox(self._events.notices(fresh, "attention"))
+        return None
+
+    async def _move(self, payment: Payment, from_states: list[S], to_state: S, *,
+                    outbox: list[OutboxMessage] | None = None, **fields: object) -> Payment | None:
+        moved = await self._repo.transition(payment.id, from_states, to_state, outbox=outbox or [], **fields)
+        if moved is None:
+            # Someone else (a webhook, another worker) moved it first: carry on from there.
+            current = await self._repo.get(payment.id)
+            log.info("payment %s: %s -> %s lost the race; now %s", payment.id, payment.status, to_state,
+                     current.status if current else "?")
+            return current if current is not None and current.status != payment.status else None
+        log.info("payment %s: %s -> %s", payment.id, payment.status, to_state.value)
+        return moved
+
+    async def _safe_changed(self, payment: Payment, *, update_modal: bool) -> None:
+        try:
+            await self._events.changed(payment, update_modal=update_modal)
+        except Exception:  # noqa: BLE001 - a live update must never undo a payment
+            log.exception("live update for payment %s failed", payment.id)
+
+
+def _after(recorded: RecordedPayment, currency: str) -> dict[str, object]:
+    invoice = recorded.invoice
+    return {"invoice_status_after": invoice.status,
+            "balance_after_minor": Money(invoice.amount_due, currency).minor}
+
+
+def _copy(payment: Payment, **fields: object) -> Payment:
+    clone = Payment(**{c.key: getattr(payment, c.key) for c in Payment.__table__.columns})
+    for key, value in fields.items():
+        setattr(clone, key, value)
+    return clone

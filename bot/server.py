@@ -1,0 +1,115 @@
+"""The ASGI app: Slack's one Request URL, a health check, and the page Stripe returns to."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot import logs
+from bot.app import Services, build_services, create_bolt_app
+from bot.settings import Settings
+from storage.schema import is_current
+
+log = logging.getLogger(__name__)
+
+# Slack's largest payloads (a modal's view with 100 blocks) stay well below this.
+MAX_BODY_BYTES = 1_000_000
+
+
+class RequestGuard:
+    """Gives every request an id for the logs and refuses oversized bodies before any
+    work is done (Slack signs the body, so it must be read whole; never an unbounded one)."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = logs.request_id.set(uuid.uuid4().hex[:12])
+        try:
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
+                return
+            received = 0
+
+            async def limited_receive() -> dict:
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _TooLarge()
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send)
+            except _TooLarge:
+                await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
+        finally:
+            logs.request_id.reset(token)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_web_app(settings: Settings, *, background: bool = True, services: Services | None = None) -> ASGIApp:
+    state: dict[str, object] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        built = services or build_services(settings)
+        state["services"] = built
+        state["slack"] = AsyncSlackRequestHandler(create_bolt_app(built))
+        if background:
+            built.start_background()
+        try:
+            yield
+        finally:
+            await built.aclose()
+
+    async def slack_events(request: Request) -> Response:
+        handler: AsyncSlackRequestHandler = state["slack"]  # type: ignore[assignment]
+        return await handler.handle(request)
+
+    async def healthz(_: Request) -> Response:
+        built: Services = state["services"]  # type: ignore[assignment]
+        try:
+            async with built.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            current = await is_current(built.engine)
+        except Exception as exc:  # noqa: BLE001 - health is a yes/no answer
+            log.warning("health check failed: %s", type(exc).__name__)
+            return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
+        body = {"ok": current, "database": "ok", "schema": "current" if current else "behind"}
+        return JSONResponse(body, status_code=200 if current else 503)
+
+    async def card_saved(_: Request) -> Response:
+        return HTMLResponse(
+            "<!doctype html><meta charset=utf-8><title>Card saved</title>"
+            "<body style='font-family:sans-serif;max-width:32em;margin:4em auto'>"
+            "<h1>Card saved</h1><p>Your new card is saved with Stripe. Go back to Slack and press "
+            "<b>Refresh</b> in the payment window to use it.</p></body>")
+
+    app = Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/card-saved", card_saved, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    return RequestGuard(app)

@@ -1,0 +1,102 @@
+"""The few places where domain services meet Slack's Web API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from blocks.notifications import payment_notice
+from blocks.pay_modal import payment_view
+from storage.models import OutboxMessage, Payment, PaymentStatus
+
+log = logging.getLogger(__name__)
+
+
+class SlackDirectory:
+    """Emails from `users.info` (scope users:read.email)."""
+
+    def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
+        self._client_for = client_for
+
+    async def email_of(self, team_id: str, user_id: str) -> str | None:
+        client = await self._client_for(team_id)
+        try:
+            response = await client.users_info(user=user_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("user_not_found", "user_not_visible"):
+                return None
+            raise
+        user = response.get("user") or {}
+        if user.get("deleted") or user.get("is_bot"):
+            return None
+        return (user.get("profile") or {}).get("email") or None
+
+
+class NotificationRouter:
+    """Which channel hears about a payment. One default channel for now."""
+
+    def __init__(self, default_channel: str) -> None:
+        self.default_channel = default_channel
+
+    async def channel_for(self, team_id: str, billing_profile_id: str) -> str:
+        return self.default_channel
+
+
+class SlackPaymentEvents:
+    """Payment events as Slack messages (through the outbox) and live modal updates."""
+
+    def __init__(self, router: NotificationRouter, client_for: Callable[[str], Awaitable[AsyncWebClient]],
+                 on_settled: Callable[[Payment], Awaitable[None]] | None = None,
+                 on_queued: Callable[[], None] | None = None) -> None:
+        self._router = router
+        self._client_for = client_for
+        self._on_settled = on_settled
+        self._on_queued = on_queued
+
+    def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
+        return [OutboxMessage(
+            dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=self._router.default_channel,
+            payload={**payment_notice(payment, event), "billing_profile_id": payment.billing_profile_id},
+            attempts=0, next_attempt_at=_now(),
+        )]
+
+    async def changed(self, payment: Payment, *, update_modal: bool) -> None:
+        if self._on_queued:
+            self._on_queued()  # a state change may have queued a notice: deliver it now
+        client = await self._client_for(payment.team_id)
+        if update_modal and payment.view_id:
+            try:
+                await client.views_update(view_id=payment.view_id, view=payment_view(payment))
+            except SlackApiError as exc:
+                # The modal was closed: the channel message and /invoices tell the story.
+                log.info("modal for payment %s not updated: %s", payment.id, exc.response.get("error"))
+        if self._on_settled and payment.status in (PaymentStatus.RECORDED, PaymentStatus.PROCESSING):
+            await self._on_settled(payment)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ListRefresher:
+    """After a payment, redraw the `/invoices` message the payer clicked from, so it no
+    longer offers a stale balance (through that message's response_url)."""
+
+    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]]) -> None:
+        # render(team_id, user_id, query) -> message payload for that person, fresh
+        self._render = render
+
+    async def __call__(self, payment: Payment) -> None:
+        if not payment.list_response_url:
+            return
+        from slack_sdk.webhook.async_client import AsyncWebhookClient  # noqa: PLC0415
+
+        message = await self._render(payment.team_id, payment.user_id, payment.list_query or "")
+        response = await AsyncWebhookClient(payment.list_response_url, timeout=10).send_dict(
+            {**message, "replace_original": True, "response_type": "ephemeral"})
+        if response.status_code != 200:
+            log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)

@@ -1,0 +1,38 @@
+"""`/invoices`: list what the person may pay, or explain why there is nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from blocks.invoices import help_message, invoice_list_message, notice_message
+from bot.invoices import ListQuery, QueryKind
+from handlers.common import explanation_for
+from handlers.requests import CommandRequest
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.command("/invoices")
+    async def list_invoices(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        request = CommandRequest.parse(body)
+        query = ListQuery.parse(request.text)
+        if query.kind is QueryKind.HELP:
+            await ack(**help_message().as_dict(), response_type="ephemeral")
+            return
+        await ack()  # within Slack's 3 seconds; the list follows through response_url
+        try:
+            viewer = await services.identity.viewer(request.team_id, request.user_id)
+            listing = await services.invoices.list_payable(viewer, query)
+            message = invoice_list_message(listing, page=0, today=services.today())
+            await services.audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
+                                        query=query.as_text, count=len(listing.rows))
+        except Exception as exc:  # noqa: BLE001 - every failure gets words, never silence
+            explanation = explanation_for(exc)
+            message = notice_message(explanation.title, explanation.text)
+            await services.audit.record("list_invoices", "denied", team_id=request.team_id,
+                                        user_id=request.user_id, reason=type(exc).__name__)
+        await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)

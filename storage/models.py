@@ -1,0 +1,183 @@
+"""The bot's own tables. Invoices live in the billing backend; we keep only what lets a
+payment be traced and resumed, the notification outbox, and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class PaymentStatus(enum.StrEnum):
+    CREATED = "created"            # row written, no money moved, no PaymentIntent yet
+    CONFIRMING = "confirming"      # PaymentIntent created and stored; confirm sent
+    CHARGED = "charged"            # Stripe says succeeded; not yet recorded in billing
+    DEBITING = "debiting"          # bank debit accepted by Stripe; not yet recorded
+    PROCESSING = "processing"      # recorded in billing as processing; settles by webhook
+    REQUIRES_ACTION = "requires_action"  # needs 3-D Secure; finished elsewhere
+    RECORDED = "recorded"          # charged and recorded: done
+    FAILED = "failed"              # declined or failed; nothing recorded (or given back)
+    CANCELED = "canceled"          # superseded before any money moved
+
+
+# At most one of these per invoice at a time (a partial unique index enforces it).
+IN_FLIGHT = (
+    PaymentStatus.CREATED,
+    PaymentStatus.CONFIRMING,
+    PaymentStatus.CHARGED,
+    PaymentStatus.DEBITING,
+    PaymentStatus.REQUIRES_ACTION,
+)
+_IN_FLIGHT_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in IN_FLIGHT))
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    paid_by: Mapped[str] = mapped_column(String(320))  # the billing API's `paid_by` (email)
+
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    invoice_number: Mapped[str] = mapped_column(String(128))
+    billing_profile_id: Mapped[str] = mapped_column(String(64))
+    billing_profile_name: Mapped[str] = mapped_column(String(256))
+    invoice_url: Mapped[str | None] = mapped_column(String(2000))
+
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method_kind: Mapped[str] = mapped_column(String(16))  # card | bank_debit
+    payment_method_id: Mapped[str] = mapped_column(String(64))
+    payment_method_type: Mapped[str] = mapped_column(String(32))  # card, sepa_debit, us_bank_account, ...
+    method_label: Mapped[str] = mapped_column(String(128))  # brand and last 4 only
+    stripe_customer_id: Mapped[str] = mapped_column(String(64))
+
+    status: Mapped[str] = mapped_column(String(24), default=PaymentStatus.CREATED)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    invoice_status_after: Mapped[str | None] = mapped_column(String(24))
+    balance_after_minor: Mapped[int | None] = mapped_column(BigInteger)
+
+    # A Slack retry or double click of the same modal state carries the same key.
+    submission_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    view_id: Mapped[str | None] = mapped_column(String(32))
+    list_response_url: Mapped[str | None] = mapped_column(String(2000))
+    list_query: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index(
+            "uq_payments_one_in_flight_per_invoice",
+            "invoice_id",
+            unique=True,
+            sqlite_where=text(_IN_FLIGHT_SQL),
+            postgresql_where=text(_IN_FLIGHT_SQL),
+        ),
+        Index("ix_payments_status_updated", "status", "updated_at"),
+        Index("ix_payments_invoice", "invoice_id"),
+    )
+
+
+class PaySession(Base):
+    """Server-side state of one open Pay Now modal; the modal carries only its id."""
+
+    __tablename__ = "pay_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    view_id: Mapped[str | None] = mapped_column(String(32))
+    # Payment methods offered in the modal: {pm_id: {"kind": ..., "label": ...}}
+    offered_methods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    list_response_url: Mapped[str | None] = mapped_column(String(2000))
+    list_query: Mapped[str | None] = mapped_column(String(500))
+
+
+class OutboxMessage(Base):
+    """A Slack message to deliver, written in the same transaction as the state change
+    that calls for it, and delivered by a worker that survives restarts."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # text and blocks
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
+
+
+class AuditEvent(Base):
+    """Append-only: who did what, when, and how it ended."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(40))
+    invoice_id: Mapped[str | None] = mapped_column(String(64))
+    billing_profile_id: Mapped[str | None] = mapped_column(String(64))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_audit_user_at", "user_id", "at"), Index("ix_audit_invoice", "invoice_id"))
+
+
+class ProcessedWebhookEvent(Base):
+    """Stripe event ids already handled, so each event acts once."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    type: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())

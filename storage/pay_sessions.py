@@ -1,0 +1,41 @@
+"""Server-side state of open Pay Now modals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import PaySession, utcnow
+
+SESSION_TTL = dt.timedelta(hours=12)
+
+
+class PaySessionRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def open(self, *, team_id: str, user_id: str, invoice_id: str, list_response_url: str | None,
+                   list_query: str | None) -> PaySession:
+        pay_session = PaySession(
+            id=secrets.token_urlsafe(24), team_id=team_id, user_id=user_id, invoice_id=invoice_id,
+            list_response_url=list_response_url, list_query=list_query, offered_methods={},
+        )
+        async with self._sessions.begin() as session:
+            session.add(pay_session)
+            # Old sessions are of no use to anyone; sweep them on the way.
+            await session.execute(delete(PaySession).where(PaySession.created_at < utcnow() - SESSION_TTL))
+        return pay_session
+
+    async def get(self, session_id: str) -> PaySession | None:
+        async with self._sessions() as session:
+            pay_session = await session.get(PaySession, session_id)
+        if pay_session is None or pay_session.created_at < utcnow() - SESSION_TTL:
+            return None
+        return pay_session
+
+    async def update(self, session_id: str, **fields: object) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(PaySession).where(PaySession.id == session_id).values(**fields))

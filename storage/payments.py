@@ -1,0 +1,138 @@
+"""Payments: inserts that enforce one in-flight payment per invoice, and guarded
+(compare-and-set) state transitions, never read-then-write."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import IN_FLIGHT, OutboxMessage, Payment, PaymentStatus, utcnow
+
+
+class DuplicateSubmission(Exception):
+    """The same modal state was submitted before; `payment` is the first one."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(payment.id)
+        self.payment = payment
+
+
+class PaymentInFlight(Exception):
+    """Another payment for this invoice has not finished yet."""
+
+    def __init__(self, payment: Payment | None) -> None:
+        super().__init__(payment.id if payment else "unknown")
+        self.payment = payment
+
+
+class PaymentRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(self, payment: Payment) -> Payment:
+        async with self._sessions.begin() as session:
+            session.add(payment)
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                raise await self._conflict_for(payment) from None
+        return payment
+
+    async def _conflict_for(self, payment: Payment) -> Exception:
+        async with self._sessions() as session:
+            if payment.submission_key:
+                first = await session.scalar(select(Payment).where(Payment.submission_key == payment.submission_key))
+                if first is not None:
+                    return DuplicateSubmission(first)
+            other = await session.scalar(
+                select(Payment).where(Payment.invoice_id == payment.invoice_id, Payment.status.in_(IN_FLIGHT))
+            )
+            return PaymentInFlight(other)
+
+    async def get(self, payment_id: str) -> Payment | None:
+        async with self._sessions() as session:
+            return await session.get(Payment, payment_id)
+
+    async def by_intent(self, intent_id: str) -> Payment | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+
+    async def transition(
+        self,
+        payment_id: str,
+        from_states: Iterable[PaymentStatus],
+        to_state: PaymentStatus,
+        *,
+        outbox: Sequence[OutboxMessage] = (),
+        **fields: Any,
+    ) -> Payment | None:
+        """Move the payment to `to_state` only if it is still in one of `from_states`.
+
+        Returns the updated payment, or None when another worker moved it first. Outbox
+        messages are written in the same transaction, so a state change and the
+        notification it calls for are never separated.
+        """
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Payment)
+                .where(Payment.id == payment_id, Payment.status.in_([s.value for s in from_states]))
+                .values(status=to_state.value, updated_at=utcnow(), **fields)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return None
+            for message in outbox:
+                session.add(message)
+        return await self.get(payment_id)
+
+    async def touch(self, payment_id: str, **fields: Any) -> None:
+        """Update bookkeeping fields that carry no state (attempt counters, view id)."""
+        async with self._sessions.begin() as session:
+            await session.execute(update(Payment).where(Payment.id == payment_id).values(**fields))
+
+    async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue messages on their own; a message already queued (same dedupe key) is skipped."""
+        for message in messages:
+            try:
+                async with self._sessions.begin() as session:
+                    session.add(message)
+            except IntegrityError:
+                continue
+
+    async def in_flight_for_invoice(self, invoice_id: str) -> Payment | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(Payment).where(Payment.invoice_id == invoice_id, Payment.status.in_(IN_FLIGHT))
+            )
+
+    async def unfinished(self, *, older_than: dt.timedelta, limit: int = 100) -> list[Payment]:
+        """Payments left in an intermediate state (a crash, a timeout) that are due a retry."""
+        now = utcnow()
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Payment)
+                .where(
+                    Payment.status.in_([PaymentStatus.CREATED, PaymentStatus.CONFIRMING,
+                                        PaymentStatus.CHARGED, PaymentStatus.DEBITING]),
+                    Payment.updated_at < now - older_than,
+                    (Payment.next_attempt_at.is_(None)) | (Payment.next_attempt_at <= now),
+                )
+                .order_by(Payment.updated_at)
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def recent(self, *, status: str | None = None, invoice: str | None = None, limit: int = 50) -> list[Payment]:
+        async with self._sessions() as session:
+            query = select(Payment).order_by(Payment.created_at.desc()).limit(limit)
+            if status:
+                query = query.where(Payment.status == status)
+            if invoice:
+                query = query.where((Payment.invoice_id == invoice) | (Payment.invoice_number == invoice))
+            return list(await session.scalars(query))

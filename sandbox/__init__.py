@@ -1,0 +1,1 @@
+"""Local stand-ins for the services invoicebot talks to (demo, tests, laptops)."""

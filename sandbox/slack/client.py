@@ -1,0 +1,158 @@
+"""Async client for the stand-in's control/act API (`/_standin/...`), for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+
+class StandInError(Exception):
+    """The stand-in refused a control/act request (bad ids, closed view, ...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class StandInClient:
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        # Above Slack's 3 s app timeout, so act calls report timeouts themselves.
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def __aenter__(self) -> StandInClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def api_url(self) -> str:
+        """`base_url` for slack_sdk's (Async)WebClient."""
+        return f"{self.base_url}/api/"
+
+    async def _req(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = await self._http.request(method, f"/_standin{path}", **kwargs)
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("error", resp.text)
+            except ValueError:
+                message = resp.text
+            raise StandInError(resp.status_code, message)
+        return resp.json()
+
+    # --- directory ----------------------------------------------------------------
+
+    async def add_user(self, id: str, name: str, email: str | None = None, team_id: str | None = None,
+                       real_name: str | None = None) -> dict[str, Any]:
+        body = {"id": id, "name": name, "email": email, "real_name": real_name}
+        if team_id:
+            body["team_id"] = team_id
+        return (await self._req("POST", "/users", json=body))["user"]
+
+    async def add_channel(self, id: str, name: str, *, is_private: bool = False, bot_is_member: bool = True,
+                          members: list[str] | None = None) -> dict[str, Any]:
+        body = {"id": id, "name": name, "is_private": is_private, "bot_is_member": bot_is_member,
+                "members": members}
+        return (await self._req("POST", "/channels", json=body))["channel"]
+
+    # --- introspection ---------------------------------------------------------------
+
+    async def calls(self, method: str | None = None, *, since: int = 0) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"since": since}
+        if method:
+            params["method"] = method
+        return (await self._req("GET", "/calls", params=params))["calls"]
+
+    async def view(self, view_id: str) -> dict[str, Any]:
+        return await self._req("GET", f"/views/{view_id}")
+
+    async def views(self, user_id: str | None = None, *, open_only: bool = False) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"user_id": user_id, "open": "1" if open_only else None}.items() if v}
+        return (await self._req("GET", "/views", params=params))["views"]
+
+    async def messages(self, channel: str | None = None, user_id: str | None = None, *,
+                       visible_to: str | None = None, include_deleted: bool = False) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"channel": channel, "user_id": user_id, "visible_to": visible_to,
+                                    "include_deleted": "1" if include_deleted else None}.items() if v}
+        return (await self._req("GET", "/messages", params=params))["messages"]
+
+    async def deliveries(self) -> list[dict[str, Any]]:
+        return (await self._req("GET", "/deliveries"))["deliveries"]
+
+    async def wait_for_call(
+        self,
+        method: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 5.0,
+        *,
+        since: int = 0,
+    ) -> dict[str, Any]:
+        """Poll until a recorded call of `method` matches `predicate` (e.g. the
+        bot's async follow-up after acking). Returns that call."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for call in await self.calls(method, since=since):
+                if predicate is None or predicate(call):
+                    return call
+            if time.monotonic() >= deadline:
+                seen = [(c["method"], c["error"]) for c in await self.calls(since=since)]
+                raise TimeoutError(f"no matching {method} call within {timeout}s; recorded: {seen}")
+            await asyncio.sleep(0.02)
+
+    # --- acting as a Slack user ---------------------------------------------------------
+
+    async def command(self, user_id: str, text: str = "", *, command: str = "/invoices",
+                      channel_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+        body = {"user_id": user_id, "command": command, "text": text, **overrides}
+        if channel_id:
+            body["channel_id"] = channel_id
+        return await self._req("POST", "/act/command", json=body)
+
+    async def click(self, user_id: str, action_id: str, *, message_id: str | None = None,
+                    view_id: str | None = None, block_id: str | None = None, value: Any = None,
+                    selected_option: Any = None, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": user_id, "action_id": action_id, **overrides}
+        for key, val in (("message_id", message_id), ("view_id", view_id), ("block_id", block_id),
+                         ("value", value), ("selected_option", selected_option)):
+            if val is not None:
+                body[key] = val
+        return await self._req("POST", "/act/click", json=body)
+
+    async def submit(self, user_id: str, view_id: str, values: dict[str, dict[str, Any]] | None = None,
+                     **overrides: Any) -> dict[str, Any]:
+        body = {"user_id": user_id, "view_id": view_id, "values": values or {}, **overrides}
+        return await self._req("POST", "/act/submit", json=body)
+
+    async def close(self, user_id: str, view_id: str, **overrides: Any) -> dict[str, Any]:
+        return await self._req("POST", "/act/close", json={"user_id": user_id, "view_id": view_id, **overrides})
+
+    # --- faults, config, clock, reset -----------------------------------------------------
+
+    async def set_faults(self, method: str, status: int = 429, count: int = 1,
+                         retry_after: int = 1) -> list[dict[str, Any]]:
+        body = {"method": method, "status": status, "count": count, "retry_after": retry_after}
+        return (await self._req("POST", "/faults", json=body))["faults"]
+
+    async def clear_faults(self) -> None:
+        await self._req("DELETE", "/faults")
+
+    async def configure(self, **config: Any) -> dict[str, Any]:
+        """channel_rate_limit, clock_speed, app_timeout_s, request_url."""
+        return await self._req("PUT", "/config", json=config)
+
+    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+        return await self._req("POST", "/clock/advance", json={"seconds": seconds})
+
+    async def reset(self) -> None:
+        await self._req("POST", "/reset")

@@ -1,0 +1,529 @@
+"""In-memory world of the Slack stand-in: workspace directory, messages, views,
+trigger ids, response URLs, recorded Web API calls, faults and the clock.
+
+Everything lives in one `StandInState` owned by the stand-in's event loop; the
+Starlette handlers are the only writers, so no locking is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .limits import iter_elements
+
+TRIGGER_TTL_S = 3.0  # Slack: trigger_ids expire after 3 seconds
+RESPONSE_URL_MAX_USES = 5  # Slack: up to 5 responses ...
+RESPONSE_URL_TTL_S = 30 * 60  # ... within 30 minutes
+MAX_VIEW_STACK = 3  # Slack: at most 3 views in a modal stack
+
+
+class StandInClock:
+    """Monotonic clock that can run faster than real time or be jumped forward.
+
+    Slack's time-based rules (trigger expiry, response_url lifetime, per-channel
+    rate limit) all read this clock so tests need not sleep for real.
+    Signing timestamps deliberately use the real wall clock (Bolt checks them).
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self._anchor_real = time.monotonic()
+        self._anchor_value = 0.0
+        self._speed = speed
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now(self) -> float:
+        return self._anchor_value + (time.monotonic() - self._anchor_real) * self._speed
+
+    def set_speed(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("clock_speed must be > 0")
+        self._anchor_value, self._anchor_real = self.now(), time.monotonic()
+        self._speed = speed
+
+    def advance(self, seconds: float) -> None:
+        self._anchor_value += seconds
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    email: str | None = None
+    team_id: str = "T0001"
+    real_name: str | None = None
+    is_bot: bool = False
+    tz: str = "Europe/Berlin"
+
+    def to_api(self) -> dict[str, Any]:
+        """users.info `user` object; `profile.email` only exists when the user has one."""
+        real_name = self.real_name or self.name
+        profile: dict[str, Any] = {"real_name": real_name, "display_name": self.name}
+        if self.email:
+            profile["email"] = self.email
+        return {
+            "id": self.id,
+            "team_id": self.team_id,
+            "name": self.name,
+            "real_name": real_name,
+            "deleted": False,
+            "is_bot": self.is_bot,
+            "tz": self.tz,
+            "profile": profile,
+        }
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    is_private: bool = False
+    bot_is_member: bool = True
+    members: list[str] | None = None  # None: every workspace user is a member
+    is_im: bool = False
+    im_user: str | None = None  # DM channels: the human on the other side
+
+    def has_member(self, user_id: str) -> bool:
+        return self.members is None or user_id in self.members
+
+    def to_api(self) -> dict[str, Any]:
+        if self.is_im:
+            return {"id": self.id, "is_im": True, "user": self.im_user, "is_open": True}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not self.is_private,
+            "is_group": self.is_private,
+            "is_im": False,
+            "is_private": self.is_private,
+            "is_member": self.bot_is_member,
+            "is_archived": False,
+        }
+
+
+MessageSource = Literal[
+    "chat.postMessage", "chat.postEphemeral", "command_response", "response_url", "slack_error"
+]
+
+
+@dataclass
+class Message:
+    id: str  # stand-in id; act/click also accepts the ts
+    ts: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    source: MessageSource
+    ephemeral: bool
+    user_id: str | None = None  # who sees it (ephemeral) / who triggered it
+    thread_ts: str | None = None
+    bot_posted: bool = True
+    deleted: bool = False
+    edited_count: int = 0
+    state_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_slack(self, state: StandInState) -> dict[str, Any]:
+        """The `message` object as Slack embeds it in block_actions payloads."""
+        msg: dict[str, Any] = {
+            "type": "message",
+            "text": self.text,
+            "ts": self.ts,
+            "team": state.team_id,
+            "blocks": copy.deepcopy(self.blocks),
+        }
+        if self.bot_posted:
+            msg |= {"subtype": "bot_message", "bot_id": state.bot_id, "user": state.bot_user_id,
+                    "app_id": state.api_app_id}
+        if self.thread_ts:
+            msg["thread_ts"] = self.thread_ts
+        return msg
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class View:
+    id: str
+    user_id: str
+    definition: dict[str, Any]  # the view as the app sent it
+    hash: str
+    state_values: dict[str, dict[str, Any]]
+    user_set: set[tuple[str, str]] = field(default_factory=set)  # inputs the user touched
+    errors: dict[str, str] | None = None  # from the last response_action=errors
+    last_response_error: str | None = None  # what the user saw when the app's answer was unusable
+    root_view_id: str | None = None
+    previous_view_id: str | None = None
+    is_open: bool = True
+    closed_reason: str | None = None
+
+    @property
+    def external_id(self) -> str | None:
+        return self.definition.get("external_id")
+
+    def to_api(self, state: StandInState) -> dict[str, Any]:
+        """The view object as Slack returns/sends it (views.* responses, payloads)."""
+        d = self.definition
+        view: dict[str, Any] = {
+            "id": self.id,
+            "team_id": state.team_id,
+            "type": d.get("type", "modal"),
+            "blocks": copy.deepcopy(d.get("blocks", [])),
+            "private_metadata": d.get("private_metadata", ""),
+            "callback_id": d.get("callback_id", ""),
+            "state": {"values": copy.deepcopy(self.state_values)},
+            "hash": self.hash,
+            "title": d.get("title"),
+            "clear_on_close": bool(d.get("clear_on_close", False)),
+            "notify_on_close": bool(d.get("notify_on_close", False)),
+            "close": d.get("close"),
+            "submit": d.get("submit"),
+            "previous_view_id": self.previous_view_id,
+            "root_view_id": self.root_view_id or self.id,
+            "app_id": state.api_app_id,
+            "external_id": d.get("external_id", ""),
+            "app_installed_team_id": state.team_id,
+            "bot_id": state.bot_id,
+        }
+        return view
+
+    def to_json(self, state: StandInState) -> dict[str, Any]:
+        """Introspection shape: Slack's view object plus what the user sees."""
+        return {
+            "view": self.to_api(state),
+            "id": self.id,
+            "hash": self.hash,
+            "user_id": self.user_id,
+            "is_open": self.is_open,
+            "closed_reason": self.closed_reason,
+            "errors": self.errors,
+            "last_response_error": self.last_response_error,
+            "stack": state.view_stacks.get(self.user_id, []) if self.is_open else [],
+        }
+
+
+@dataclass
+class Trigger:
+    id: str
+    user_id: str
+    issued_at: float  # stand-in clock
+    view_id: str | None = None  # set when issued from inside a modal
+    used: bool = False
+
+
+@dataclass
+class ResponseUrl:
+    token: str
+    user_id: str
+    channel_id: str
+    origin: Literal["command", "block_actions"]
+    created_at: float  # stand-in clock
+    message_id: str | None = None  # the message replace_/delete_original act on
+    uses: int = 0
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int
+    count: int
+    retry_after: int = 1
+
+
+@dataclass
+class RecordedCall:
+    seq: int
+    method: str
+    params: dict[str, Any]
+    ok: bool
+    error: str | None
+    http_status: int
+    response: dict[str, Any]
+    monotonic: float
+    wall_time: float
+    standin_time: float
+
+
+@dataclass
+class StandInConfig:
+    channel_rate_limit: bool = False  # 1 chat.postMessage per second per channel
+    app_timeout_s: float = 3.0  # how long "Slack" waits for the app's HTTP answer
+
+
+def _stateful_entry(el: dict[str, Any]) -> dict[str, Any] | None:
+    """state.values entry for an element's initial value (None: no state)."""
+    kind = el["type"]
+    if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
+        return {"type": kind, "value": el.get("initial_value")}
+    if kind in ("static_select", "external_select", "radio_buttons"):
+        return {"type": kind, "selected_option": copy.deepcopy(el.get("initial_option"))}
+    if kind in ("multi_static_select", "multi_external_select", "checkboxes"):
+        return {"type": kind, "selected_options": copy.deepcopy(el.get("initial_options", []))}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": el.get("initial_date")}
+    if kind == "timepicker":
+        return {"type": kind, "selected_time": el.get("initial_time")}
+    if kind == "datetimepicker":
+        return {"type": kind, "selected_date_time": el.get("initial_date_time")}
+    if kind == "users_select":
+        return {"type": kind, "selected_user": el.get("initial_user")}
+    if kind == "multi_users_select":
+        return {"type": kind, "selected_users": el.get("initial_users", [])}
+    if kind == "conversations_select":
+        return {"type": kind, "selected_conversation": el.get("initial_conversation")}
+    if kind == "channels_select":
+        return {"type": kind, "selected_channel": el.get("initial_channel")}
+    if kind == "rich_text_input":
+        return {"type": kind, "rich_text_value": el.get("initial_value")}
+    return None
+
+
+def assign_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copy of `blocks` where every block has a block_id: Slack generates a short
+    random one for blocks sent without, and payloads/state.values use it."""
+    out = copy.deepcopy(blocks)
+    for block in out:
+        if isinstance(block, dict) and "block_id" not in block:
+            block["block_id"] = secrets.token_urlsafe(3)
+    return out
+
+
+def initial_state_values(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """state.values derived from initial_* values.
+
+    Input-block elements always appear (value null when empty), as in real
+    view_submission payloads; selects elsewhere appear only once they hold a value.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for block, el in iter_elements(blocks):
+        entry = _stateful_entry(el)
+        if entry is None or "action_id" not in el:
+            continue
+        has_value = any(v not in (None, []) for k, v in entry.items() if k != "type")
+        if block.get("type") == "input" or has_value:
+            values.setdefault(block.get("block_id", ""), {})[el["action_id"]] = entry
+    return values
+
+
+class StandInState:
+    """Everything the stand-in knows; see module docstring."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str,
+        signing_secret: str,
+        request_url: str,
+        team_id: str = "T0001",
+        team_domain: str = "acme",
+        api_app_id: str = "A0INVOICEBOT",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        verification_token: str = "standin-verification-token",
+        public_url: str = "http://127.0.0.1:8310",
+    ) -> None:
+        self.bot_token = bot_token
+        self.signing_secret = signing_secret
+        self.request_url = request_url
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.api_app_id = api_app_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.verification_token = verification_token
+        self.public_url = public_url.rstrip("/")  # base of response_urls handed to the app
+        self.clock = StandInClock()
+        self.config = StandInConfig()
+        self._seed_users: dict[str, User] = {}
+        self._seed_channels: dict[str, Channel] = {}
+        self.users: dict[str, User] = {}
+        self.channels: dict[str, Channel] = {}
+        self._clear_activity()
+
+    def _clear_activity(self) -> None:
+        self.messages: list[Message] = []
+        self.views: dict[str, View] = {}
+        self.view_stacks: dict[str, list[str]] = {}  # user_id -> open modal stack, bottom first
+        self.triggers: dict[str, Trigger] = {}
+        self.response_urls: dict[str, ResponseUrl] = {}
+        self.calls: list[RecordedCall] = []
+        self.deliveries: list[dict[str, Any]] = []  # requests "Slack" sent to the app
+        self.faults: dict[str, Fault] = {}
+        self.last_post_by_channel: dict[str, float] = {}
+        self._seq = itertools.count(1)
+        self._ts_seq = itertools.count(1)
+
+    # --- setup ----------------------------------------------------------------
+
+    @classmethod
+    def with_demo_data(
+        cls,
+        *,
+        bot_token: str = "xoxb-standin",
+        signing_secret: str = "standin-signing-secret",
+        request_url: str = "http://127.0.0.1:3000/slack/events",
+        **kwargs: Any,
+    ) -> StandInState:
+        state = cls(bot_token=bot_token, signing_secret=signing_secret, request_url=request_url, **kwargs)
+        t = state.team_id
+        for user in (
+            User("U_FINANCE", "finance", "finance@acme.example", t, "Fiona Finance"),
+            User("U_EU", "eu.accountant", "eu.accountant@acme.example", t, "Emil Accountant"),
+            User("U_SALES", "sales", "sales@acme.example", t, "Sam Sales"),
+            User("U_NEWHIRE", "newhire", "newhire@acme.example", t, "Nina Newhire"),
+            User("U_NOEMAIL", "noemail", None, t, "Nobody Email"),
+        ):
+            state.add_user(user, seed=True)
+        state.add_channel(Channel("C_BILLING", "billing", is_private=False, bot_is_member=True), seed=True)
+        state.add_channel(
+            Channel("C_PRIVATE", "finance-private", is_private=True, bot_is_member=False, members=["U_FINANCE"]),
+            seed=True,
+        )
+        return state
+
+    def add_user(self, user: User, *, seed: bool = False) -> None:
+        self.users[user.id] = user
+        if seed:
+            self._seed_users[user.id] = copy.deepcopy(user)
+
+    def add_channel(self, channel: Channel, *, seed: bool = False) -> None:
+        self.channels[channel.id] = channel
+        if seed:
+            self._seed_channels[channel.id] = copy.deepcopy(channel)
+
+    def reset(self) -> None:
+        """Back to the seeded directory with no activity, default config and clock."""
+        self.users = copy.deepcopy(self._seed_users)
+        self.channels = copy.deepcopy(self._seed_channels)
+        self.clock = StandInClock()
+        self.config = StandInConfig()
+        self._clear_activity()
+
+    # --- ids ------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def new_ts(self) -> str:
+        # Slack ts: "<unix seconds>.<6 digits>", unique per message.
+        return f"{int(time.time())}.{next(self._ts_seq):06d}"
+
+    def new_view_hash(self) -> str:
+        return f"{int(time.time())}.{secrets.token_hex(4)}"
+
+    def new_view_id(self) -> str:
+        return f"V{self.next_seq():08d}"
+
+    # --- directory ---------------------------------------------------------------
+
+    def dm_channel_for(self, user_id: str) -> Channel:
+        """The app's DM with a user (posting to a user id opens it, like Slack)."""
+        cid = "D" + (user_id[1:] if user_id.startswith("U") else user_id)
+        if cid not in self.channels:
+            self.channels[cid] = Channel(cid, "directmessage", is_private=True, bot_is_member=True,
+                                         members=[user_id], is_im=True, im_user=user_id)
+        return self.channels[cid]
+
+    def resolve_channel(self, ref: str | None) -> Channel | None:
+        """Channel by id, `#name`/name, or user id (-> DM)."""
+        if not ref:
+            return None
+        if ref in self.channels:
+            return self.channels[ref]
+        if ref in self.users:
+            return self.dm_channel_for(ref)
+        name = ref.removeprefix("#")
+        return next((c for c in self.channels.values() if c.name == name and not c.is_im), None)
+
+    # --- triggers & response URLs ----------------------------------------------
+
+    def issue_trigger(self, user_id: str, view_id: str | None = None) -> Trigger:
+        tid = f"{self.next_seq()}.{int(time.time())}.{secrets.token_hex(16)}"
+        trigger = Trigger(tid, user_id, self.clock.now(), view_id)
+        self.triggers[tid] = trigger
+        return trigger
+
+    def issue_response_url(
+        self, user_id: str, channel_id: str, origin: Literal["command", "block_actions"],
+        message_id: str | None = None,
+    ) -> str:
+        token = f"{self.team_id}-{self.next_seq()}-{secrets.token_hex(12)}"
+        self.response_urls[token] = ResponseUrl(token, user_id, channel_id, origin, self.clock.now(), message_id)
+        return f"{self.public_url}/response/{token}"
+
+    # --- messages ---------------------------------------------------------------
+
+    def add_message(self, *, blocks: list[dict[str, Any]], **fields: Any) -> Message:
+        msg = Message(id=f"M{self.next_seq():08d}", ts=self.new_ts(), blocks=assign_block_ids(blocks), **fields)
+        self.messages.append(msg)
+        return msg
+
+    def find_message(self, ref: str) -> Message | None:
+        return next((m for m in self.messages if ref in (m.id, m.ts)), None)
+
+    # --- views ------------------------------------------------------------------
+
+    def open_view(self, user_id: str, definition: dict[str, Any], *, push: bool = False) -> View:
+        stack = self.view_stacks.setdefault(user_id, [])
+        if not push:
+            self.close_stack(user_id, reason="replaced")
+            stack = self.view_stacks.setdefault(user_id, [])
+        definition = {**definition, "blocks": assign_block_ids(definition.get("blocks", []))}
+        view = View(
+            id=self.new_view_id(),
+            user_id=user_id,
+            definition=definition,
+            hash=self.new_view_hash(),
+            state_values=initial_state_values(definition.get("blocks", [])),
+            root_view_id=stack[0] if stack else None,
+            previous_view_id=stack[-1] if stack else None,
+        )
+        self.views[view.id] = view
+        stack.append(view.id)
+        return view
+
+    def update_view(self, view: View, definition: dict[str, Any]) -> None:
+        """Replace a view's content; keep what the user typed into inputs whose
+        block_id/action_id survive (Slack ignores initial_value for those)."""
+        definition = {**definition, "blocks": assign_block_ids(definition.get("blocks", []))}
+        fresh = initial_state_values(definition["blocks"])
+        kept: set[tuple[str, str]] = set()
+        for block_id, action_id in view.user_set:
+            old = view.state_values.get(block_id, {}).get(action_id)
+            new = fresh.get(block_id, {}).get(action_id)
+            if old is not None and new is not None and old.get("type") == new.get("type"):
+                fresh[block_id][action_id] = old
+                kept.add((block_id, action_id))
+        view.definition = definition
+        view.state_values = fresh
+        view.user_set = kept
+        view.hash = self.new_view_hash()
+        view.errors = None
+
+    def find_view(self, *, view_id: str | None = None, external_id: str | None = None) -> View | None:
+        if view_id:
+            return self.views.get(view_id)
+        if external_id:
+            return next((v for v in self.views.values() if v.is_open and v.external_id == external_id), None)
+        return None
+
+    def top_view(self, user_id: str) -> View | None:
+        stack = self.view_stacks.get(user_id) or []
+        return self.views[stack[-1]] if stack else None
+
+    def pop_view(self, user_id: str, reason: str) -> None:
+        stack = self.view_stacks.get(user_id) or []
+        if stack:
+            view = self.views[stack.pop()]
+            view.is_open, view.closed_reason = False, reason
+
+    def close_stack(self, user_id: str, reason: str) -> None:
+        while self.view_stacks.get(user_id):
+            self.pop_view(user_id, reason)

@@ -1,0 +1,327 @@
+"""Slack Web API methods as the stand-in implements them.
+
+Each method takes the parsed params and returns the success body or raises
+`SlackApiFailure` with the error code Slack would use. Auth, faults, rate
+limits and recording are handled once in `call_method`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .limits import validate_message, validate_view
+from .state import MAX_VIEW_STACK, TRIGGER_TTL_S, Channel, RecordedCall, StandInState, View, assign_block_ids
+
+
+class SlackApiFailure(Exception):
+    def __init__(self, error: str, messages: list[str] | None = None, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.messages = messages or []
+        self.extra = extra
+
+
+@dataclass
+class ApiResult:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# --- param helpers ---------------------------------------------------------------
+
+
+def _json_param(params: dict[str, Any], key: str, format_error: str) -> Any:
+    """Form-encoded calls carry blocks/view as JSON strings; JSON calls as objects."""
+    value = params.get(key)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackApiFailure(format_error) from None
+        params[key] = value  # record the decoded form
+    return value
+
+
+def _require_channel(state: StandInState, params: dict[str, Any]) -> Channel:
+    channel = state.resolve_channel(params.get("channel"))
+    if channel is None:
+        raise SlackApiFailure("channel_not_found")
+    return channel
+
+
+def _message_content(params: dict[str, Any], *, require: bool) -> tuple[str, list[dict[str, Any]] | None]:
+    blocks = _json_param(params, "blocks", "invalid_blocks_format")
+    text = params.get("text")
+    if blocks is not None and not isinstance(blocks, list):
+        raise SlackApiFailure("invalid_blocks_format")
+    if require and not text and not blocks and not params.get("attachments"):
+        raise SlackApiFailure("no_text")
+    problems = validate_message(text if isinstance(text, str) else None, None)
+    if problems:
+        raise SlackApiFailure("msg_too_long", problems)
+    if blocks is not None:
+        problems = validate_message(None, blocks)
+        if problems:
+            raise SlackApiFailure("invalid_blocks", problems)
+    return (text or ""), blocks
+
+
+# --- methods ----------------------------------------------------------------------
+
+
+def auth_test(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": f"https://{state.team_domain}.slack.com/",
+        "team": state.team_domain.title(),
+        "user": "invoicebot",
+        "team_id": state.team_id,
+        "user_id": state.bot_user_id,
+        "bot_id": state.bot_id,
+        "is_enterprise_install": False,
+    }
+
+
+def users_info(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    user = state.users.get(params.get("user") or "")
+    if user is None:
+        raise SlackApiFailure("user_not_found")
+    return {"user": user.to_api()}
+
+
+def conversations_info(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _require_channel(state, params)
+    # A private channel the bot is not in is invisible to it.
+    if channel.is_private and not channel.bot_is_member:
+        raise SlackApiFailure("channel_not_found")
+    return {"channel": channel.to_api()}
+
+
+def chat_post_message(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _require_channel(state, params)
+    if channel.is_private and not channel.bot_is_member:
+        raise SlackApiFailure("not_in_channel")
+    text, blocks = _message_content(params, require=True)
+    _check_channel_rate(state, channel.id)
+    msg = state.add_message(
+        channel=channel.id, text=text, blocks=blocks or [], source="chat.postMessage", ephemeral=False,
+        user_id=channel.im_user, thread_ts=params.get("thread_ts"),
+    )
+    return {"channel": channel.id, "ts": msg.ts, "message": msg.to_slack(state)}
+
+
+def chat_post_ephemeral(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _require_channel(state, params)
+    user = state.users.get(params.get("user") or "")
+    if user is None:
+        raise SlackApiFailure("user_not_found")
+    if channel.is_private and not channel.bot_is_member:
+        raise SlackApiFailure("not_in_channel")
+    if not channel.has_member(user.id):
+        raise SlackApiFailure("user_not_in_channel")
+    text, blocks = _message_content(params, require=True)
+    msg = state.add_message(
+        channel=channel.id, text=text, blocks=blocks or [], source="chat.postEphemeral", ephemeral=True,
+        user_id=user.id, thread_ts=params.get("thread_ts"),
+    )
+    return {"message_ts": msg.ts}
+
+
+def chat_update(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    channel = _require_channel(state, params)
+    msg = next(
+        (m for m in state.messages if m.ts == params.get("ts") and m.channel == channel.id and not m.deleted),
+        None,
+    )
+    if msg is None or msg.ephemeral:  # ephemeral messages can only change via response_url
+        raise SlackApiFailure("message_not_found")
+    if not msg.bot_posted:
+        raise SlackApiFailure("cant_update_message")
+    text, blocks = _message_content(params, require=False)
+    if "text" in params:
+        msg.text = text
+    if blocks is not None:  # omitted blocks are kept; [] removes them (Slack semantics)
+        msg.blocks = assign_block_ids(blocks)
+    msg.edited_count += 1
+    return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": msg.to_slack(state)}
+
+
+def _consume_trigger(state: StandInState, trigger_id: str | None) -> str:
+    """Validate a trigger_id and mark it used; returns the user it belongs to."""
+    if not trigger_id:
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
+    trigger = state.triggers.get(trigger_id)
+    if trigger is None:
+        raise SlackApiFailure("invalid_trigger_id")
+    if trigger.used:
+        raise SlackApiFailure("trigger_exchanged")
+    if state.clock.now() - trigger.issued_at > TRIGGER_TTL_S:
+        raise SlackApiFailure("expired_trigger_id")
+    trigger.used = True
+    return trigger.user_id
+
+
+def _view_param(params: dict[str, Any]) -> dict[str, Any]:
+    view = _json_param(params, "view", "invalid_arguments")
+    if view is None:
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] missing required field: view"])
+    problems = validate_view(view)
+    if problems:
+        raise SlackApiFailure("invalid_arguments", problems)
+    if view.get("type") != "modal":
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] must be modal [json-pointer:/view/type]"])
+    return view
+
+
+def _check_external_id_free(state: StandInState, view: dict[str, Any], exclude: View | None = None) -> None:
+    ext = view.get("external_id")
+    if ext and any(v.is_open and v.external_id == ext and v is not exclude for v in state.views.values()):
+        raise SlackApiFailure("duplicate_external_id")
+
+
+def views_open(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    view_def = _view_param(params)
+    _check_external_id_free(state, view_def)
+    user_id = _consume_trigger(state, params.get("trigger_id"))
+    view = state.open_view(user_id, view_def)
+    return {"view": view.to_api(state)}
+
+
+def views_push(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    view_def = _view_param(params)
+    _check_external_id_free(state, view_def)
+    trigger = state.triggers.get(params.get("trigger_id") or "")
+    if trigger and len(state.view_stacks.get(trigger.user_id) or []) >= MAX_VIEW_STACK:
+        raise SlackApiFailure("push_limit_reached")
+    user_id = _consume_trigger(state, params.get("trigger_id"))
+    # Lenient: with no modal open, push behaves like open.
+    view = state.open_view(user_id, view_def, push=bool(state.view_stacks.get(user_id)))
+    return {"view": view.to_api(state)}
+
+
+def views_update(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    if not params.get("view_id") and not params.get("external_id"):
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] one of view_id or external_id is required"])
+    view_def = _view_param(params)
+    view = state.find_view(view_id=params.get("view_id"), external_id=params.get("external_id"))
+    if view is None or not view.is_open:
+        raise SlackApiFailure("not_found")
+    if params.get("hash") and params["hash"] != view.hash:
+        raise SlackApiFailure("hash_conflict")
+    _check_external_id_free(state, view_def, exclude=view)
+    state.update_view(view, view_def)
+    return {"view": view.to_api(state)}
+
+
+METHODS: dict[str, Callable[[StandInState, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": auth_test,
+    "users.info": users_info,
+    "conversations.info": conversations_info,
+    "chat.postMessage": chat_post_message,
+    "chat.postEphemeral": chat_post_ephemeral,
+    "chat.update": chat_update,
+    "views.open": views_open,
+    "views.push": views_push,
+    "views.update": views_update,
+}
+
+
+# --- rate limits & faults -------------------------------------------------------------
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__("ratelimited")
+        self.retry_after_s = retry_after_s
+
+
+def _check_channel_rate(state: StandInState, channel_id: str) -> None:
+    """Slack allows ~1 chat.postMessage per second per channel."""
+    if not state.config.channel_rate_limit:
+        return
+    now = state.clock.now()
+    last = state.last_post_by_channel.get(channel_id)
+    if last is not None and now - last < 1.0:
+        raise RateLimited(1.0 - (now - last))
+    state.last_post_by_channel[channel_id] = now
+
+
+def _rate_limited_result(state: StandInState, retry_after_s: float) -> ApiResult:
+    # Retry-After is whole seconds on the stand-in clock, like Slack; the real
+    # wall-clock equivalent is exposed for tests running a sped-up clock.
+    header = max(1, math.ceil(retry_after_s))
+    return ApiResult(
+        429,
+        {"ok": False, "error": "ratelimited"},
+        {"Retry-After": str(header), "X-Standin-Retry-After-Real": f"{retry_after_s / state.clock.speed:.3f}"},
+    )
+
+
+_FAULT_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
+
+
+def _take_fault(state: StandInState, method: str) -> ApiResult | None:
+    fault = state.faults.get(method)
+    if fault is None or fault.count <= 0:
+        return None
+    fault.count -= 1
+    if fault.count == 0:
+        del state.faults[method]
+    headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
+    error = _FAULT_ERRORS.get(fault.status, "fatal_error")
+    return ApiResult(fault.status, {"ok": False, "error": error}, headers)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def call_method(state: StandInState, method: str, params: dict[str, Any], token: str | None) -> ApiResult:
+    """Run one Web API call the way Slack would, and record it."""
+    result = _dispatch(state, method, params, token)
+    record_call(state, method, params, result.status, result.body)
+    return result
+
+
+def record_call(state: StandInState, method: str, params: dict[str, Any], status: int, body: dict[str, Any]) -> None:
+    """Record a call, accepted or rejected, with both clocks and the stand-in time."""
+    state.calls.append(
+        RecordedCall(
+            seq=state.next_seq(),
+            method=method,
+            params=params,
+            ok=bool(body.get("ok")),
+            error=body.get("error"),
+            http_status=status,
+            response=body,
+            monotonic=time.monotonic(),
+            wall_time=time.time(),
+            standin_time=state.clock.now(),
+        )
+    )
+
+
+def _dispatch(state: StandInState, method: str, params: dict[str, Any], token: str | None) -> ApiResult:
+    handler = METHODS.get(method)
+    if handler is None:
+        return ApiResult(200, {"ok": False, "error": "unknown_method"})
+    if not token:
+        return ApiResult(200, {"ok": False, "error": "not_authed"})
+    if token != state.bot_token:
+        return ApiResult(200, {"ok": False, "error": "invalid_auth"})
+    fault = _take_fault(state, method)
+    if fault is not None:
+        return fault
+    try:
+        return ApiResult(200, {"ok": True, **handler(state, params)})
+    except RateLimited as exc:
+        return _rate_limited_result(state, exc.retry_after_s)
+    except SlackApiFailure as exc:
+        body: dict[str, Any] = {"ok": False, "error": exc.error, **exc.extra}
+        if exc.messages:
+            body["response_metadata"] = {"messages": exc.messages}
+        return ApiResult(200, body)

@@ -1,0 +1,147 @@
+"""Block Kit builders are pure: feed them extreme data and check Slack's limits hold."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from blocks.invoices import PAGE_SIZE, invoice_list_message, parse_page_value, parse_pay_value
+from blocks.notifications import payment_notice
+from blocks.pay_modal import loading_view, pay_form_view, payment_view
+from bot.billing import BillingProfile, Invoice, WireInstructions
+from bot.invoices import InvoiceListing, InvoiceRow, ListQuery
+from bot.money import Money, totals_by_currency
+from bot.payments import PayForm
+from bot.stripe_gateway import SavedMethod
+from sandbox.slack.limits import validate_message, validate_view
+from storage.models import Payment
+
+TODAY = dt.date(2026, 11, 25)
+
+
+def invoice(i: int, *, currency: str = "EUR", number: str | None = None, profile: str = "bp_eu",
+            amount: str = "1200.00") -> Invoice:
+    return Invoice(id=f"inv_{i}", number=number or f"INV-2026-{i:04d}", billing_profile_id=profile,
+                   status="past_due" if i % 3 == 0 else "open", currency=currency, total=Decimal(amount),
+                   amount_due=Decimal(amount), issued_on=TODAY - dt.timedelta(days=40),
+                   due_on=TODAY + dt.timedelta(days=i - 10), pdf_url=f"https://billing.example/{i}.pdf",
+                   url=f"https://billing.example/{i}")
+
+
+def listing(rows: list[InvoiceRow], query: str = "") -> InvoiceListing:
+    return InvoiceListing(ListQuery.parse(query), rows, totals_by_currency([r.invoice.balance for r in rows]))
+
+
+def test_pages_of_120_invoices_stay_within_slack_limits_and_cover_everything() -> None:
+    rows = [InvoiceRow(invoice(i), "Acme GmbH", i % 3 == 0) for i in range(120)]
+    seen: list[str] = []
+    page, pages = 0, 0
+    while True:
+        message = invoice_list_message(listing(rows), page=page, today=TODAY)
+        assert validate_message(message.text, message.blocks) == []
+        buttons = [b["accessory"] for b in message.blocks if b.get("accessory", {}).get("text", {}).get("text") == "Pay Now"]
+        seen += [parse_pay_value(b["value"])[0] for b in buttons]
+        pages += 1
+        paging = [b for b in message.blocks if b.get("block_id") == "paging"]
+        nxt = [e for b in paging for e in b["elements"] if e["action_id"].endswith(":next")]
+        if not nxt:
+            break
+        page = parse_page_value(nxt[0]["value"])[1]
+    assert pages == -(-120 // PAGE_SIZE)
+    assert seen == [f"inv_{i}" for i in range(120)]
+
+
+def test_hostile_and_huge_data_never_breaks_the_message() -> None:
+    evil = "<!channel> <https://evil.example|click> & " + "x" * 5000
+    rows = [InvoiceRow(invoice(i, number=evil, currency=c), evil, True)
+            for i, c in enumerate(["EUR", "USD", "JPY", "KWD", "GBP"] * 10)]
+    message = invoice_list_message(listing(rows, query="y" * 500), page=0, today=TODAY)
+    assert validate_message(message.text, message.blocks) == []
+    text = json.dumps(message.blocks)
+    assert "<!channel>" not in text and "<https://evil" not in text
+    assert "&lt;!channel&gt;" in text
+
+
+def test_empty_list_says_so_kindly() -> None:
+    message = invoice_list_message(listing([]), page=0, today=TODAY)
+    assert "Nothing to pay" in message.blocks[0]["text"]["text"]
+    overdue = invoice_list_message(listing([], "overdue"), page=0, today=TODAY)
+    assert "Nothing is overdue" in overdue.blocks[0]["text"]["text"]
+
+
+def profile(**kw: object) -> BillingProfile:
+    base = dict(id="bp_eu", name="Acme GmbH", currency="EUR", stripe_customer_id="cus_1",
+                card_fee_percent=Decimal("2.9"),
+                wire_instructions=WireInstructions(beneficiary="Cloud Vendor Ltd", iban="DE89370400440532013000",
+                                                   swift="COBADEFFXXX", reference="Put the invoice number"))
+    base.update(kw)
+    return BillingProfile(**base)  # type: ignore[arg-type]
+
+
+def form(methods: list[SavedMethod], **kw: object) -> PayForm:
+    return PayForm("sess_1", invoice(1), profile(**kw), methods, methods[0].id if methods else None,
+                   "https://checkout.example/cs_1", False, None)
+
+
+def test_pay_form_shows_fee_default_method_and_wire_instructions() -> None:
+    methods = [SavedMethod("pm_1", "card", "Visa", "4242", 4, 2029), SavedMethod("pm_2", "card", "Mastercard", "4444", 1, 2030)]
+    view = pay_form_view(form(methods), today=TODAY)
+    assert validate_view(view) == []
+    text = json.dumps(view, ensure_ascii=False)
+    assert "Visa •••• 4242, expires 04/29" in text
+    assert "A 2.9% card fee of *€34.80* is billed separately" in text
+    assert "DE89370400440532013000" in text
+    select = next(b for b in view["blocks"] if b.get("block_id") == "method")["element"]
+    assert select["initial_option"]["value"] == "pm_1"
+    amount = next(b for b in view["blocks"] if b.get("block_id") == "amount")["element"]
+    assert amount["initial_value"] == "1200.00"
+
+
+def test_pay_form_with_no_card_makes_adding_one_the_main_action_and_cannot_submit() -> None:
+    view = pay_form_view(form([]), today=TODAY)
+    assert validate_view(view) == []
+    assert "submit" not in view
+    add = next(e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "add_card")
+    assert add["style"] == "primary" and add["url"].startswith("https://")
+
+
+def test_pay_form_with_150_methods_and_long_names_stays_valid() -> None:
+    methods = [SavedMethod(f"pm_{i}", "sepa_debit", "B" * 200, f"{i:04d}") for i in range(150)]
+    view = pay_form_view(form(methods, name="<!here>" * 100), today=TODAY)
+    assert validate_view(view) == []
+
+
+def payment(**kw: object) -> Payment:
+    base = dict(id="pay_1", team_id="T1", user_id="U1", paid_by="a@b.example", invoice_id="inv_1",
+                invoice_number="INV-1", billing_profile_id="bp_eu", billing_profile_name="Acme <!channel>",
+                invoice_url="https://billing.example/1", amount_minor=80000, currency="EUR", method_kind="card",
+                payment_method_id="pm_1", payment_method_type="card", method_label="Visa •••• 4242",
+                stripe_customer_id="cus_1", status="recorded", stripe_payment_intent_id="pi_1",
+                invoice_status_after="partially_paid", balance_after_minor=40000, attempts=0)
+    base.update(kw)
+    return Payment(**base)  # type: ignore[arg-type]
+
+
+def test_receipt_and_every_payment_state_render_valid_views() -> None:
+    for status in ["created", "confirming", "charged", "debiting", "processing", "requires_action", "recorded",
+                   "failed", "canceled"]:
+        view = payment_view(payment(status=status))
+        assert validate_view(view) == [], status
+    receipt = json.dumps(payment_view(payment()), ensure_ascii=False)
+    assert "€800.00" in receipt and "€400.00" in receipt and "Partially paid" in receipt
+    assert validate_view(loading_view()) == []
+
+
+def test_notification_names_who_what_how_much_and_what_remains() -> None:
+    notice = payment_notice(payment(), "paid")
+    assert validate_message(notice["text"], notice["blocks"]) == []
+    text = notice["blocks"][0]["text"]["text"]
+    assert "<@U1> paid *€800.00*" in text and "Visa •••• 4242" in text and "*€400.00* remains due" in text
+    assert "<!channel>" not in json.dumps(notice)
+    full = payment_notice(payment(invoice_status_after="paid", balance_after_minor=0), "paid")
+    assert "paid in full" in full["blocks"][0]["text"]["text"]
+
+
+def test_money_in_views_uses_the_currency_s_decimals() -> None:
+    yen = payment(currency="JPY", amount_minor=5000, balance_after_minor=0, invoice_status_after="paid")
+    assert "¥5,000" in json.dumps(payment_view(yen), ensure_ascii=False)
+    assert Money.from_minor(5000, "JPY").format() == "¥5,000"

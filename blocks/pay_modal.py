@@ -21,6 +21,7 @@ CALLBACK_ID = "pay_invoice"
 ADD_CARD = "add_card"
 REFRESH_METHODS = "refresh_methods"
 TITLE = "Pay invoice"
+MAX_OPTIONS = 100  # Slack's limit for a static select
 
 
 def _view(blocks: list[Any], *, private_metadata: str = "", submit: str | None = None,
@@ -71,7 +72,7 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
                  "Wait for its result before paying again.")]))
     has_methods = bool(form.methods)
     if has_methods:
-        options = [Option(text=clip(m.label, 75), value=m.id) for m in form.methods]
+        options = [Option(text=clip(m.label, 75), value=m.id) for m in form.methods[:MAX_OPTIONS]]
         chosen = method_id if any(m.id == method_id for m in form.methods) else form.default_method_id
         initial = next((o for o in options if o.value == chosen), options[0])
         blocks.append(InputBlock(

@@ -127,7 +127,6 @@ def create_bolt_app(services: Services) -> AsyncApp:
         client=services.slack,
         signing_secret=services.settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,
-        token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
     commands.register(app, services)

@@ -95,7 +95,7 @@ class StripeGateway:
 
     async def saved_methods(self, customer_id: str) -> SavedMethods:
         try:
-            customer = await self._client.v1.customers.retrieve_async(customer_id)
+            customer = (await self._client.v1.customers.retrieve_async(customer_id)).to_dict()
             default = (customer.get("invoice_settings") or {}).get("default_payment_method")
             if isinstance(default, dict):
                 default = default.get("id")
@@ -106,7 +106,7 @@ class StripeGateway:
                         params={"customer": customer_id, "type": pm_type, "limit": 100})  # type: ignore[typeddict-item]
                 except stripe.InvalidRequestError:
                     continue  # a type this account (or stand-in) does not offer
-                methods.extend(m for pm in page.data if (m := _saved_method(pm)) is not None)
+                methods.extend(m for pm in page.data if (m := _saved_method(pm.to_dict())) is not None)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
         return SavedMethods(methods, default)
@@ -166,7 +166,7 @@ class StripeGateway:
             raise _translate(exc) from exc
 
 
-def _saved_method(pm: Any) -> SavedMethod | None:
+def _saved_method(pm: dict[str, Any]) -> SavedMethod | None:
     pm_type = pm.get("type")
     details = pm.get(pm_type) or {}
     if pm_type == "card":
@@ -180,7 +180,8 @@ def _saved_method(pm: Any) -> SavedMethod | None:
     return None
 
 
-def _result(intent: Any) -> IntentResult:
+def _result(obj: Any) -> IntentResult:
+    intent: dict[str, Any] = obj.to_dict()
     status = intent.get("status")
     if status == "requires_payment_method":
         error = intent.get("last_payment_error") or {}

@@ -1,0 +1,170 @@
+"""Real servers for end-to-end tests: the bot (`invoicebot serve`), the sandbox billing
+API, localstripe (with our compatibility patches) and the Slack stand-in, each its own
+process on a free loopback port, talking real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SIGNING_SECRET = "e2e-signing-secret"
+BOT_TOKEN = "xoxb-e2e-bot-token"
+STRIPE_KEY = "sk_test_e2e_key"
+BILLING_TOKEN = "e2e-billing-token"
+NOTIFY_CHANNEL = "C_BILLING"
+TEAM_ID = "T0001"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    health_url: str
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(self.health_url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not come up in {timeout}s:\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def kill(self) -> None:
+        """As a crash would: no shutdown, no cleanup."""
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    database_url: str
+    app_port: int = field(default_factory=free_port)
+    slack_port: int = field(default_factory=free_port)
+    billing_port: int = field(default_factory=free_port)
+    stripe_port: int = field(default_factory=free_port)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def slack_url(self) -> str:
+        return f"http://127.0.0.1:{self.slack_port}"
+
+    @property
+    def billing_url(self) -> str:
+        return f"http://127.0.0.1:{self.billing_port}"
+
+    @property
+    def stripe_url(self) -> str:
+        return f"http://127.0.0.1:{self.stripe_port}"
+
+    def app_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "STRIPE_", "BILLING_"))}
+        env.update(
+            SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=f"{self.slack_url}/api/",
+            STRIPE_API_KEY=STRIPE_KEY, STRIPE_API_BASE=self.stripe_url, BILLING_API_URL=self.billing_url,
+            BILLING_API_TOKEN=BILLING_TOKEN, DATABASE_URL=self.database_url, NOTIFY_CHANNEL=NOTIFY_CHANNEL,
+            PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO",
+        )
+        env.update(extra)
+        return env
+
+    def _process(self, name: str, argv: list[str], health: str, env: dict[str, str] | None = None) -> Process:
+        process = Process(name, argv, env or dict(os.environ), self.workdir / f"{name}.log", health)
+        self.processes[name] = process
+        return process
+
+    def start(self) -> None:
+        py = sys.executable
+        self._process("stripe", [py, "-m", "sandbox.stripe", "--host", "127.0.0.1", "--port", str(self.stripe_port)],
+                      f"{self.stripe_url}/_requests").start()
+        self._process("billing", [py, "-m", "sandbox.billing", "--host", "127.0.0.1", "--port",
+                                  str(self.billing_port), "--db", str(self.workdir / "billing.db"), "--token",
+                                  BILLING_TOKEN, "--no-seed", "--fresh"], f"{self.billing_url}/invoices/x").start()
+        self._process("slack", [py, "-m", "sandbox.slack", "--host", "127.0.0.1", "--port", str(self.slack_port),
+                                "--request-url", f"{self.app_url}/slack/events", "--bot-token", BOT_TOKEN,
+                                "--signing-secret", SIGNING_SECRET, "--log-level", "warning"],
+                      f"{self.slack_url}/_standin/config").start()
+        self.migrate()
+        self.start_app()
+
+    def invoicebot(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=self.app_env(**env),
+                                capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"invoicebot {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def migrate(self) -> None:
+        self.invoicebot("db", "upgrade")
+
+    def start_app(self, name: str = "app", port: int | None = None, **env: str) -> Process:
+        port = port or self.app_port
+        return self._process(name, [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+                                    str(port)], f"http://127.0.0.1:{port}/healthz", self.app_env(**env)).start() \
+            or self.processes[name]
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, database_url: str) -> Iterator[Stack]:
+    stack = Stack(workdir, database_url)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

@@ -403,6 +403,8 @@ async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str,
     else:
         raise ActError(400, "message_id or view_id is required")
 
+    if "tamper_value" in req:  # a payload whose button value was altered on the way (security tests)
+        payload["actions"][0]["value"] = req["tamper_value"]
     if ov.raw_payload is not None:
         payload = ov.raw_payload
     delivery = await deliver(state, http, "block_actions", _form_payload(payload), ov)

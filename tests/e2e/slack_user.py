@@ -26,12 +26,14 @@ class SlackUser:
         before = {m["id"] for m in await self._my_messages()}
         result = await self.slack.command(self.user_id, text)
         assert result["status"] == 200, result
-        return await self._wait_new_message(before)
+        return await self.wait_new_message(before)
 
     async def _my_messages(self) -> list[dict[str, Any]]:
-        return await self.slack.messages(visible_to=self.user_id)
+        """Replies only this person sees (the bot answers /invoices privately)."""
+        return [m for m in await self.slack.messages(visible_to=self.user_id)
+                if m["ephemeral"] and m["user_id"] == self.user_id]
 
-    async def _wait_new_message(self, before: set[str], timeout: float = 15.0) -> dict[str, Any]:
+    async def wait_new_message(self, before: set[str], timeout: float = 15.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             fresh = [m for m in await self._my_messages() if m["id"] not in before and m.get("bot_posted", True)]
@@ -62,12 +64,12 @@ class SlackUser:
 
     async def pay_now(self, message: dict[str, Any], invoice_id: str) -> dict[str, Any]:
         """Press Pay Now on that invoice's row; returns the modal once it has loaded."""
-        action_id = next(
-            b["accessory"]["action_id"] for b in message["blocks"]
-            if b.get("accessory", {}).get("value", "").find(f'"{invoice_id}"') != -1)
-        since = len(await self.slack.calls())
-        await self.click_in_message(message, action_id)
-        opened = await self.slack.wait_for_call("views.open", lambda c: c["ok"], timeout=5, since=since)
+        action_id = next(b["accessory"]["action_id"] for b in message["blocks"]
+                         if invoice_id in pay_buttons(message).get(b.get("accessory", {}).get("action_id"), ""))
+        click = await self.click_in_message(message, action_id)
+        opened = await self.slack.wait_for_call(
+            "views.open", lambda c: c["params"].get("trigger_id") == click["trigger_id"], timeout=5)
+        assert opened["ok"], opened
         view_id = opened["response"]["view"]["id"]
         return await self.wait_view(view_id, lambda v: "Loading" not in texts(v["view"]["blocks"]))
 
@@ -97,6 +99,16 @@ class SlackUser:
         result = await self.submit(view, **kw)
         assert result["status"] == 200, result
         return await self.wait_view(view["id"], lambda v: not _in_progress(v))
+
+
+def pay_buttons(message: dict[str, Any]) -> dict[str, str]:
+    """action_id -> invoice id of every Pay Now button in a message."""
+    found = {}
+    for block in message["blocks"]:
+        button = block.get("accessory") or {}
+        if button.get("action_id", "").startswith("pay_now"):
+            found[button["action_id"]] = json.loads(button["value"])["invoice"]
+    return found
 
 
 def _in_progress(view: dict[str, Any]) -> bool:

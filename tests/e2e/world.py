@@ -133,7 +133,8 @@ class World:
 
     # -- Slack -------------------------------------------------------------------------
     async def channel_messages(self) -> list[dict[str, Any]]:
-        return await self.slack.messages(channel=NOTIFY_CHANNEL)
+        """What everyone in the finance channel sees (not the ephemeral replies there)."""
+        return [m for m in await self.slack.messages(channel=NOTIFY_CHANNEL) if not m["ephemeral"]]
 
     async def wait_for_channel_message(self, needle: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the app over HTTP (POST /slack/events)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (share one PostgreSQL)")
 
     commands.add_parser("socket", help="run the app in Socket Mode (needs SLACK_APP_TOKEN)")
 

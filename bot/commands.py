@@ -54,8 +54,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _require_current_schema(settings)
-    uvicorn.run(create_web_app(settings), host=args.host, port=args.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=20)
+    if args.workers > 1:
+        # Each worker process builds its own app from the same environment.
+        uvicorn.run("bot.server:app_from_environment", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+    else:
+        uvicorn.run(create_web_app(settings), host=args.host, port=args.port, log_config=None,
+                    access_log=False, timeout_graceful_shutdown=20)
     return 0
 
 

@@ -113,3 +113,12 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         lifespan=lifespan,
     )
     return RequestGuard(app)
+
+
+def app_from_environment() -> ASGIApp:
+    """uvicorn's factory for `serve --workers N`: settings and logging per worker process."""
+    from bot.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_web_app(settings)

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from blocks.invoices import invoice_list_message
+from blocks.pay_modal import pay_form_view
 from bot.billing import BillingClient
 from bot.identity import IdentityService
 from bot.invoices import InvoiceService, ListQuery
@@ -28,8 +29,10 @@ from bot.reconcile import Reconciler
 from bot.settings import Settings
 from bot.slack_adapters import ListRefresher, NotificationRouter, SlackDirectory, SlackPaymentEvents
 from bot.stripe_gateway import StripeGateway, make_client
+from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.db import create_engine, session_factory
+from storage.models import OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
 from storage.pay_sessions import PaySessionRepository
 from storage.payments import PaymentRepository
@@ -55,6 +58,8 @@ class Services:
     outbox: OutboxWorker
     reconciler: Reconciler
     router: NotificationRouter
+    webhooks: StripeWebhooks
+    pay_sessions: PaySessionRepository
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def client_for(self, team_id: str) -> AsyncWebClient:
@@ -68,7 +73,26 @@ class Services:
         listing = await self.invoices.list_payable(viewer, ListQuery.parse(query_text))
         return invoice_list_message(listing, page=page, today=self.today()).as_dict()
 
-    def start_background(self, *, reconcile_every: float = 30.0) -> None:
+    async def card_saved(self, metadata: dict[str, str]) -> None:
+        """A card was saved on Stripe's page: tell its owner, and refresh their open modal."""
+        team_id, user_id = metadata.get("slack_team_id", ""), metadata["slack_user_id"]
+        await self.payments_repo.add_outbox([OutboxMessage(
+            dedupe_key=f"card_saved:{metadata['checkout_session_id']}", team_id=team_id, channel=user_id,
+            payload={"text": ":credit_card: Your new card is saved with Stripe. Press *Refresh* in the payment "
+                             "window (or *Pay Now* again) to pay with it."},
+            attempts=0, next_attempt_at=utcnow())])
+        self.outbox.wake()
+        pay_session = await self.pay_sessions.get(metadata.get("pay_session_id", ""))
+        if pay_session is None or pay_session.user_id != user_id or not pay_session.view_id:
+            return
+        try:
+            form = await self.payments.reload_form(team_id=team_id, user_id=user_id, session_id=pay_session.id)
+            await (await self.client_for(team_id)).views_update(
+                view_id=pay_session.view_id, view=pay_form_view(form, today=self.today()))
+        except Exception as exc:  # noqa: BLE001 - the modal may be closed; the DM says it all
+            log.info("modal not refreshed after a saved card: %s", type(exc).__name__)
+
+    def start_background(self, *, reconcile_every: float = 5.0) -> None:
         self._tasks = [
             asyncio.create_task(self.outbox.run_forever(), name="outbox"),
             asyncio.create_task(self.reconciler.run_forever(reconcile_every), name="reconcile"),
@@ -109,13 +133,19 @@ def build_services(settings: Settings) -> Services:
     events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake)
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
     return_url = f"{str(settings.public_url).rstrip('/')}/card-saved" if settings.public_url else None
-    payments = PaymentService(identity, invoices, billing, stripe, payments_repo, PaySessionRepository(sessions),
-                              audit, return_url=return_url)
+    pay_sessions = PaySessionRepository(sessions)
+    payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit,
+                              return_url=return_url)
+
+    async def card_saved(metadata: dict[str, str]) -> None:
+        await services.card_saved(metadata)
+
+    secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     services = Services(
         settings=settings, engine=engine, sessions=sessions, slack=slack, billing=billing, stripe=stripe,
         payments_repo=payments_repo, outbox_repo=outbox_repo, audit=audit, identity=identity, invoices=invoices,
         payments=payments, processor=processor, outbox=outbox, reconciler=Reconciler(payments_repo, processor),
-        router=router,
+        router=router, webhooks=StripeWebhooks(secret, processor, sessions, card_saved), pay_sessions=pay_sessions,
     )
     return services
 

@@ -113,7 +113,7 @@ def _reconcile(_: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with running(build_services(settings), background=False) as services:
-            report = await services.reconciler.run_once()
+            report = await services.reconciler.run_once(force=True)
             await services.outbox.deliver_due()
         for payment_id, before, after in report.changed:
             print(f"{payment_id}: {before} -> {after}")

@@ -10,11 +10,15 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.processor import retry_delay
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """1 s, 2 s, 4 s, ... up to 5 minutes: a Slack hiccup is usually over in seconds."""
+    return dt.timedelta(seconds=min(300, 2 ** max(0, attempts - 1)))
+
 
 # Errors that will not go away by waiting a few seconds.
 _PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",

@@ -111,6 +111,7 @@ class PaymentService:
                     success_url=self._return_url or invoice.url or "https://slack.com/",
                     cancel_url=self._return_url or invoice.url or "https://slack.com/",
                     metadata={"slack_team_id": pay_session.team_id, "slack_user_id": pay_session.user_id,
+                              "pay_session_id": pay_session.id,
                               "invoice_id": invoice.id, "billing_profile_id": invoice.billing_profile_id}),
                 return_exceptions=True,
             )

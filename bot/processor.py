@@ -109,6 +109,48 @@ class PaymentProcessor:
             return await self._record(payment, "processing", S.DEBITING, S.PROCESSING, "processing")
         return None
 
+    async def on_intent(self, intent_id: str, result: IntentResult) -> Payment | None:
+        """Stripe told us (webhook, or a look during reconciliation) where an intent is now.
+
+        Events may come twice or out of order: every move is guarded, so a stale event
+        finds the payment already past it and changes nothing.
+        """
+        payment = await self._repo.by_intent(intent_id)
+        if payment is None:
+            return None
+        status = S(payment.status)
+        if result.status == "succeeded":
+            if status is S.PROCESSING:
+                return await self.settle(payment, succeeded=True)
+            if status is S.DEBITING:
+                # Cleared before we recorded it as processing: record it as succeeded.
+                await self._move(payment, [S.DEBITING], S.CHARGED)
+            elif status in (S.CONFIRMING, S.REQUIRES_ACTION):
+                await self.apply_intent(payment, result)
+        elif result.status == "processing" and status is S.CONFIRMING:
+            await self.apply_intent(payment, result)
+        elif result.status == "requires_action" and status is S.CONFIRMING:
+            await self.apply_intent(payment, result)
+        elif result.status in ("declined", "canceled"):
+            if status is S.PROCESSING:
+                return await self.settle(payment, succeeded=False, reason=result.message)
+            if status is S.DEBITING:
+                await self._move(payment, [S.DEBITING], S.FAILED, failure_message=result.message or "The bank debit failed.")
+            elif status in (S.CONFIRMING, S.REQUIRES_ACTION):
+                await self.apply_intent(payment, result)
+        return await self.advance(payment.id, recovering=True)
+
+    async def refresh(self, payment: Payment) -> Payment | None:
+        """Ask Stripe about a payment waiting on someone else (3-D Secure, a bank debit),
+        in case its webhook never came."""
+        if not payment.stripe_payment_intent_id:
+            return None
+        result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+        after = await self.on_intent(payment.stripe_payment_intent_id, result)
+        if after is not None and after.status == payment.status:
+            await self._repo.touch(payment.id, next_attempt_at=utcnow() + dt.timedelta(minutes=10))
+        return after
+
     async def _create_intent(self, payment: Payment) -> IntentResult:
         return await self._stripe.create_intent(
             amount_minor=payment.amount_minor, currency=payment.currency,

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 # A live submission finishes in seconds; anything older than this was interrupted.
 STALE_AFTER = dt.timedelta(seconds=60)
+# 3-D Secure and bank debits are settled by webhooks; look ourselves if none came.
+WAITING_AFTER = dt.timedelta(minutes=10)
 
 
 @dataclass
@@ -30,17 +32,26 @@ class Reconciler:
         self._processor = processor
         self._stale_after = stale_after
 
-    async def run_once(self) -> ReconcileReport:
+    async def run_once(self, *, force: bool = False) -> ReconcileReport:
+        """One pass. `force` (the CLI) looks at every unfinished payment now, whatever its
+        retry schedule; guarded transitions keep that safe next to a live server."""
         report = ReconcileReport()
-        for payment in await self._repo.unfinished(older_than=self._stale_after):
+        stuck = await self._repo.unfinished(older_than=self._stale_after, force=force)
+        waiting = await self._repo.unfinished(
+            older_than=WAITING_AFTER, statuses=(PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING),
+            force=force)
+        for payment in stuck + waiting:
             report.examined += 1
-            after = await self._finish(payment)
+            after = await self._finish(
+                payment, waiting=payment.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING))
             if after.status != payment.status:
                 report.changed.append((payment.id, payment.status, after.status))
         return report
 
-    async def _finish(self, payment: Payment) -> Payment:
+    async def _finish(self, payment: Payment, *, waiting: bool) -> Payment:
         try:
+            if waiting:
+                return await self._processor.refresh(payment) or payment
             return await self._processor.advance(payment.id, recovering=True)
         except Exception:  # noqa: BLE001 - one bad payment must not stop the others
             log.exception("reconciling payment %s failed", payment.id)

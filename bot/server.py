@@ -97,6 +97,11 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         body = {"ok": current, "database": "ok", "schema": "current" if current else "behind"}
         return JSONResponse(body, status_code=200 if current else 503)
 
+    async def stripe_webhook(request: Request) -> Response:
+        built: Services = state["services"]  # type: ignore[assignment]
+        answer = await built.webhooks.handle(await request.body(), request.headers.get("stripe-signature"))
+        return JSONResponse(answer.body, status_code=answer.status)
+
     async def card_saved(_: Request) -> Response:
         return HTMLResponse(
             "<!doctype html><meta charset=utf-8><title>Card saved</title>"
@@ -108,6 +113,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/card-saved", card_saved, methods=["GET"]),
         ],
         lifespan=lifespan,

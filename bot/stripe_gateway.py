@@ -181,7 +181,11 @@ def _saved_method(pm: dict[str, Any]) -> SavedMethod | None:
 
 
 def _result(obj: Any) -> IntentResult:
-    intent: dict[str, Any] = obj.to_dict()
+    return intent_result(obj.to_dict())
+
+
+def intent_result(intent: dict[str, Any]) -> IntentResult:
+    """Where a PaymentIntent (as Stripe sends it, e.g. in a webhook) stands, for us."""
     status = intent.get("status")
     if status == "requires_payment_method":
         error = intent.get("last_payment_error") or {}

@@ -1,14 +1,17 @@
 """The Pay Now modal's submission: validate, charge, record, show the result.
 
-Slack waits 3 seconds for the answer to a submission. Field errors must be in that
-answer, so the fresh checks get a budget; when the billing API is slower than that the
-modal says "checking" and the rest happens (and is shown) through views.update.
+Slack waits 3 seconds for the answer to a submission, and field errors can only be given
+in that answer. So the whole job (fresh checks, charge, record) gets a budget: finished
+in time, its result *is* the answer; otherwise the modal says "working on it" and the
+result follows through views.update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -18,16 +21,25 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
 from bot.errors import FieldProblem
 from handlers.common import explanation_for
-from handlers.requests import BadPayload, SubmitRequest
-from storage.models import Payment, PaymentStatus
+from handlers.requests import SubmitRequest
+from storage.models import PaymentStatus
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 log = logging.getLogger(__name__)
 
-# Time allowed for the fresh checks before answering Slack without them.
+# Time allowed for the work before answering Slack without its result.
 ACK_BUDGET_SECONDS = 2.2
+# Slack applies our answer when it receives it; a views.update that arrives sooner would
+# be overwritten by it. Results that follow an interim answer wait at least this long.
+SETTLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    view: dict[str, Any] | None = None
+    problem: FieldProblem | None = None
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,69 +47,66 @@ def register(app: AsyncApp, services: Services) -> None:
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         try:
             request = SubmitRequest.parse(body)
-            submission = request.submission()
-            pay_session = await services.payments.session(submission)
+            pay_session = await services.payments.session(request.submission())
             services.payments.parse_amount(request.amount_text, pay_session.currency or "")
         except FieldProblem as problem:
             await ack(response_action="errors", errors={problem.field: problem.message})
             return
-        except (BadPayload, Exception) as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a bad payload or an expired form: words, not traces
             explanation = explanation_for(exc)
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
 
-        attempt = asyncio.ensure_future(services.payments.submit(submission))
-        done, _ = await asyncio.wait({attempt}, timeout=ACK_BUDGET_SECONDS)
-        acked = False
-        if not done:
-            await ack(response_action="update", view=message_view(
-                "Checking the invoice", ":hourglass_flowing_sand: Checking the invoice's balance before "
-                "charging anything…"))
-            acked = True
-        try:
-            payment = await attempt
-        except FieldProblem as problem:
-            if not acked:
-                await ack(response_action="errors", errors={problem.field: problem.message})
-                return
-            await _show_form(services, client, request, notice=f":warning: {problem.message}")
-            return
-        except Exception as exc:  # noqa: BLE001
-            explanation = explanation_for(exc)
-            view = message_view(explanation.title, explanation.text)
-            if acked:
-                await _update(client, request.view_id, view)
+        work = asyncio.ensure_future(_pay(services, request))
+        done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET_SECONDS)
+        if done:
+            outcome = work.result()
+            if outcome.problem is not None:
+                await ack(response_action="errors", errors={outcome.problem.field: outcome.problem.message})
             else:
-                await ack(response_action="update", view=view)
+                await ack(response_action="update", view=outcome.view)
             return
 
-        if not acked:
-            await ack(response_action="update", view=payment_view(payment))
-        if payment.submission_key != f"{request.view_id}:{request.view_hash}" or payment.status != PaymentStatus.CREATED:
-            return  # a repeat of a submission already being handled: it shows its own result
+        await ack(response_action="update", view=message_view(
+            "Working on your payment", ":hourglass_flowing_sand: Checking the invoice and charging your payment "
+            "method. This can take a few seconds; keep this window open to see the result."))
+        answered = time.monotonic()
+        outcome = await work
+        if outcome.problem is not None:
+            outcome = Outcome(view=await _form(services, request, f":warning: {outcome.problem.message}"))
+        await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
+        await _update(client, request.view_id, outcome.view or {})
+
+
+async def _pay(services: Services, request: SubmitRequest) -> Outcome:
+    """Everything after the quick checks; never raises."""
+    try:
+        payment = await services.payments.submit(request.submission())
+        if payment.submission_key != f"{request.view_id}:{request.view_hash}" or \
+                payment.status != PaymentStatus.CREATED:
+            return Outcome(view=payment_view(payment))  # a repeat: show where the first one stands
         payment = await services.processor.advance(payment.id)
-        await _show_result(services, client, request, payment)
-
-
-async def _show_result(services: Services, client: AsyncWebClient, request: SubmitRequest, payment: Payment) -> None:
+    except FieldProblem as problem:
+        return Outcome(problem=problem)
+    except Exception as exc:  # noqa: BLE001
+        explanation = explanation_for(exc)
+        return Outcome(view=message_view(explanation.title, explanation.text))
     if payment.status == PaymentStatus.FAILED:
         # Declined (or never started): the form again, so another method can be chosen.
-        await _show_form(services, client, request, notice=decline_notice(payment), method_id=payment.payment_method_id)
-        return
-    await _update(client, request.view_id, payment_view(payment))
+        return Outcome(view=await _form(services, request, decline_notice(payment),
+                                        method_id=payment.payment_method_id))
+    return Outcome(view=payment_view(payment))
 
 
-async def _show_form(services: Services, client: AsyncWebClient, request: SubmitRequest, *, notice: str,
-                     method_id: str | None = None) -> None:
+async def _form(services: Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:
     try:
         form = await services.payments.reload_form(team_id=request.team_id, user_id=request.user_id,
                                                    session_id=request.private_metadata)
-        view = pay_form_view(form, today=services.today(), notice=notice, amount_text=request.amount_text,
+        return pay_form_view(form, today=services.today(), notice=notice, amount_text=request.amount_text,
                              method_id=method_id or request.method_id)
     except Exception as exc:  # noqa: BLE001
         explanation = explanation_for(exc)
-        view = message_view(explanation.title, f"{notice}\n\n{explanation.text}")
-    await _update(client, request.view_id, view)
+        return message_view(explanation.title, f"{notice}\n\n{explanation.text}")
 
 
 async def _update(client: AsyncWebClient, view_id: str, view: dict[str, Any]) -> None:

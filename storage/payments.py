@@ -111,22 +111,20 @@ class PaymentRepository:
                 select(Payment).where(Payment.invoice_id == invoice_id, Payment.status.in_(IN_FLIGHT))
             )
 
-    async def unfinished(self, *, older_than: dt.timedelta, limit: int = 100) -> list[Payment]:
-        """Payments left in an intermediate state (a crash, a timeout) that are due a retry."""
+    async def unfinished(self, *, older_than: dt.timedelta, statuses: Sequence[PaymentStatus] = (
+            PaymentStatus.CREATED, PaymentStatus.CONFIRMING, PaymentStatus.CHARGED, PaymentStatus.DEBITING),
+            force: bool = False, limit: int = 100) -> list[Payment]:
+        """Payments left in an intermediate state and due a look: their retry time has come,
+        or (never retried) they have not moved for `older_than`. `force` ignores both."""
         now = utcnow()
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(Payment)
-                .where(
-                    Payment.status.in_([PaymentStatus.CREATED, PaymentStatus.CONFIRMING,
-                                        PaymentStatus.CHARGED, PaymentStatus.DEBITING]),
-                    Payment.updated_at < now - older_than,
-                    (Payment.next_attempt_at.is_(None)) | (Payment.next_attempt_at <= now),
-                )
-                .order_by(Payment.updated_at)
-                .limit(limit)
+        query = select(Payment).where(Payment.status.in_([s.value for s in statuses]))
+        if not force:
+            query = query.where(
+                ((Payment.next_attempt_at.is_not(None)) & (Payment.next_attempt_at <= now))
+                | ((Payment.next_attempt_at.is_(None)) & (Payment.updated_at < now - older_than))
             )
-            return list(rows)
+        async with self._sessions() as session:
+            return list(await session.scalars(query.order_by(Payment.updated_at).limit(limit)))
 
     async def recent(self, *, status: str | None = None, invoice: str | None = None, limit: int = 50) -> list[Payment]:
         async with self._sessions() as session:

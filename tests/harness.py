@@ -22,6 +22,7 @@ SIGNING_SECRET = "e2e-signing-secret"
 BOT_TOKEN = "xoxb-e2e-bot-token"
 STRIPE_KEY = "sk_test_e2e_key"
 BILLING_TOKEN = "e2e-billing-token"
+WEBHOOK_SECRET = "whsec_e2e_webhook_secret"
 NOTIFY_CHANNEL = "C_BILLING"
 TEAM_ID = "T0001"
 
@@ -111,7 +112,7 @@ class Stack:
             SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=f"{self.slack_url}/api/",
             STRIPE_API_KEY=STRIPE_KEY, STRIPE_API_BASE=self.stripe_url, BILLING_API_URL=self.billing_url,
             BILLING_API_TOKEN=BILLING_TOKEN, DATABASE_URL=self.database_url, NOTIFY_CHANNEL=NOTIFY_CHANNEL,
-            PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO",
+            PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         )
         env.update(extra)
         return env
@@ -132,6 +133,9 @@ class Stack:
                                 "--request-url", f"{self.app_url}/slack/events", "--bot-token", BOT_TOKEN,
                                 "--signing-secret", SIGNING_SECRET, "--log-level", "warning"],
                       f"{self.slack_url}/_standin/config").start()
+        # localstripe signs and sends its events to the app, as Stripe would.
+        httpx.post(f"{self.stripe_url}/_config/webhooks/e2e", data={
+            "url": f"{self.app_url}/stripe/webhook", "secret": WEBHOOK_SECRET}).raise_for_status()
         self.migrate()
         self.start_app()
 

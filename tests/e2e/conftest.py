@@ -37,3 +37,6 @@ async def world(stack: Stack) -> AsyncIterator[World]:
         world = World(stack, slack, billing, stripe_client(stack))
         yield world
         await world.set_billing_latency(0)
+        await world.clear_billing_faults()
+        await world.clear_stripe_faults()
+        await slack.clear_faults()

@@ -14,6 +14,7 @@ import httpx
 import stripe
 
 from sandbox.slack.client import StandInClient
+from sandbox.stripe.seed import add_payment_method
 from tests.harness import BILLING_TOKEN, NOTIFY_CHANNEL, STRIPE_KEY, Stack, unique
 
 CARDS = {
@@ -53,6 +54,10 @@ class World:
         customer = await self.stripe.v1.customers.create_async(params={"name": unique("Customer ")})
         methods: dict[str, str] = {}
         for label in cards:
+            if label not in CARDS:  # a bank account: sepa, sepa_failing, us_bank_account, ...
+                methods[label] = await add_payment_method(self.stripe, customer.id, label, name="Acme AP",
+                                                          email="ap@acme.example")
+                continue
             number, month, year = CARDS[label]
             pm = await self.stripe.v1.payment_methods.create_async(params={
                 "type": "card", "card": {"number": number, "exp_month": month, "exp_year": year, "cvc": "123"}})
@@ -126,6 +131,32 @@ class World:
         response = await self.billing.get(f"/_sandbox/invoices/{invoice_id}/payments")
         assert response.status_code == 200, response.text
         return response.json()["data"]
+
+    async def billing_fault(self, path_regex: str, status: int = 503, *, count: int = 1, method: str = "POST",
+                            after_processing: bool = False) -> None:
+        response = await self.billing.post("/_sandbox/faults", json={
+            "method": method, "path_regex": path_regex, "status": status, "count": count,
+            "after_processing": after_processing})
+        assert response.status_code in (200, 201), response.text
+
+    async def clear_billing_faults(self) -> None:
+        await self.billing.delete("/_sandbox/faults")
+
+    async def stripe_fault(self, path_regex: str, mode: str, *, count: int = 1, method: str = "POST",
+                           delay_seconds: float | None = None) -> None:
+        spec: dict[str, Any] = {"method": method, "path_regex": path_regex, "mode": mode, "count": count}
+        if delay_seconds is not None:
+            spec["delay_seconds"] = delay_seconds
+        async with httpx.AsyncClient(base_url=self.stack.stripe_url) as http:
+            response = await http.post("/_faults", json=spec)
+            assert response.status_code in (200, 201), response.text
+
+    async def clear_stripe_faults(self) -> None:
+        async with httpx.AsyncClient(base_url=self.stack.stripe_url) as http:
+            await http.delete("/_faults")
+
+    async def notifications_about(self, invoice_number: str) -> list[dict[str, Any]]:
+        return [m for m in await self.channel_messages() if invoice_number in str(m["blocks"])]
 
     async def set_billing_latency(self, seconds: float) -> None:
         response = await self.billing.put("/_sandbox/config", json={"latency_seconds": seconds})

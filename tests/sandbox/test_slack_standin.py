@@ -276,6 +276,37 @@ async def test_trigger_id_single_use_and_three_second_expiry(slack: StandInClien
     assert err.value.response["error"] == "invalid_trigger_id"
 
 
+async def test_minted_triggers_and_response_urls_for_load_generators(
+    slack: StandInClient, web: AsyncWebClient
+) -> None:
+    minted = await slack.issue_triggers([{"user_id": "U_FINANCE", "response_url": "command"},
+                                         {"user_id": "U_SALES", "response_url": None}])
+    assert [m["user_id"] for m in minted] == ["U_FINANCE", "U_SALES"]
+    assert minted[0]["channel_id"] == "C_BILLING" and minted[1]["response_url"] is None
+    opened = await web.views_open(trigger_id=minted[0]["trigger_id"], view=pay_modal())
+    assert (await slack.view(opened["view"]["id"]))["user_id"] == "U_FINANCE"
+    with pytest.raises(SlackApiError) as err:  # single use, like any trigger
+        await web.views_open(trigger_id=minted[0]["trigger_id"], view=pay_modal())
+    assert err.value.response["error"] == "trigger_exchanged"
+    await slack.advance_clock(3.1)
+    with pytest.raises(SlackApiError) as err:
+        await web.views_open(trigger_id=minted[1]["trigger_id"], view=pay_modal())
+    assert err.value.response["error"] == "expired_trigger_id"
+
+    async with httpx.AsyncClient() as http:
+        posted = await http.post(minted[0]["response_url"], json={"text": "Invoices to pay"})
+    assert posted.json() == {"ok": True}
+    [message] = await slack.messages(user_id="U_FINANCE")
+    assert message["source"] == "response_url" and message["ephemeral"] and message["channel"] == "C_BILLING"
+
+    with pytest.raises(StandInError) as refused:
+        await slack.issue_triggers([{"user_id": "U_NOBODY"}])
+    assert refused.value.status == 404
+    with pytest.raises(StandInError) as refused:
+        await slack.issue_triggers([{"user_id": "U_FINANCE", "response_url": "elsewhere"}])
+    assert refused.value.status == 400
+
+
 async def test_views_update_hash_and_external_id(slack: StandInClient, web: AsyncWebClient) -> None:
     view = await open_modal(slack, web, view=pay_modal(external_id="pay-INV-42"))
     assert view["state"]["values"]["amount"]["value"] == {"type": "plain_text_input", "value": "120.00"}

@@ -259,9 +259,7 @@ async def test_bank_debit_processing_then_succeeded(world: World) -> None:
     await eventually(paid)
     [recorded] = await world.recorded_payments(invoice["id"])
     assert recorded["method"] == "bank_debit" and recorded["status"] == "succeeded"
-    notices = [m["text"] for m in await world.notifications_about(invoice["number"])]
-    assert any("started a bank debit" in n for n in notices) and any("has cleared" in n for n in notices)
-    assert len(notices) == 2
+    await eventually(lambda: _two_notices(world, invoice, "started a bank debit", "has cleared"))
 
 
 async def test_bank_debit_processing_then_failed_restores_the_balance(world: World) -> None:
@@ -276,9 +274,13 @@ async def test_bank_debit_processing_then_failed_restores_the_balance(world: Wor
     await eventually(failed)
     after = await world.invoice_now(invoice["id"])
     assert after["status"] == "open" and Decimal(after["amount_due"]) == Decimal("150.00")
+    await eventually(lambda: _two_notices(world, invoice, "started a bank debit", "failed"))
+
+
+async def _two_notices(world: World, invoice: dict[str, Any], first: str, second: str) -> None:
     notices = [m["text"] for m in await world.notifications_about(invoice["number"])]
-    assert any("started a bank debit" in n for n in notices) and any("failed" in n for n in notices)
-    assert len(notices) == 2
+    assert len(notices) == 2, notices
+    assert first in notices[0] and second in notices[1], notices
 
 
 # -- the webhook endpoint ----------------------------------------------------------------

@@ -37,6 +37,7 @@ def help_message() -> Message:
         "• `/invoices overdue`: only past-due invoices\n"
         "• `/invoices <profile name or id>`: one billing profile's invoices\n"
         "• `/invoices <invoice number>`: find one invoice, e.g. `/invoices INV-2026-0042`\n"
+        "• `/invoices notify`: where payment notifications go (admins: `/invoices notify #channel [profile]`)\n"
         "• `/invoices help`: this message\n"
         "Cards are charged through Stripe; a new card is added on Stripe's own page, never typed into Slack."
     )

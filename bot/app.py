@@ -27,7 +27,8 @@ from bot.payments import PaymentService
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
 from bot.settings import Settings
-from bot.slack_adapters import ListRefresher, NotificationRouter, SlackDirectory, SlackPaymentEvents
+from bot.routing import NotificationRouter, RoutingService
+from bot.slack_adapters import ListRefresher, SlackChannels, SlackDirectory, SlackPaymentEvents
 from bot.stripe_gateway import StripeGateway, make_client
 from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
@@ -36,6 +37,7 @@ from storage.models import OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
 from storage.pay_sessions import PaySessionRepository
 from storage.payments import PaymentRepository
+from storage.routes import RouteRepository
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Services:
     router: NotificationRouter
     webhooks: StripeWebhooks
     pay_sessions: PaySessionRepository
+    routing: RoutingService
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def client_for(self, team_id: str) -> AsyncWebClient:
@@ -118,7 +121,8 @@ def build_services(settings: Settings) -> Services:
     payments_repo = PaymentRepository(sessions)
     outbox_repo = OutboxRepository(sessions)
     audit = AuditLog(sessions)
-    router = NotificationRouter(settings.notify_channel)
+    routes = RouteRepository(sessions)
+    router = NotificationRouter(settings.notify_channel, routes)
 
     services: Services
     async def client_for(team_id: str) -> AsyncWebClient:
@@ -129,7 +133,7 @@ def build_services(settings: Settings) -> Services:
 
     identity = IdentityService(SlackDirectory(client_for), billing)
     invoices = InvoiceService(billing)
-    outbox = OutboxWorker(outbox_repo, client_for)
+    outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel)
     events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake)
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
     return_url = f"{str(settings.public_url).rstrip('/')}/card-saved" if settings.public_url else None
@@ -146,6 +150,7 @@ def build_services(settings: Settings) -> Services:
         payments_repo=payments_repo, outbox_repo=outbox_repo, audit=audit, identity=identity, invoices=invoices,
         payments=payments, processor=processor, outbox=outbox, reconciler=Reconciler(payments_repo, processor),
         router=router, webhooks=StripeWebhooks(secret, processor, sessions, card_saved), pay_sessions=pay_sessions,
+        routing=RoutingService(routes, invoices, SlackChannels(client_for), audit, settings.notify_channel),
     )
     return services
 

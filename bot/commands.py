@@ -166,7 +166,7 @@ def _audit(args: argparse.Namespace) -> int:
             await engine.dispose()
         for e in events:
             print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user_id or '-':<12} {e.action:<16} {e.outcome:<9} "
-                  f"{e.invoice_id or '-':<14} {json.dumps(e.detail, sort_keys=True)}")
+                  f"{e.invoice_id or '-':<14} {json.dumps(e.detail, sort_keys=True, ensure_ascii=False)}")
 
     asyncio.run(main())
     return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bot.billing import BillingError
 from bot.identity import AccessDenied, AccessProblem
+from bot.routing import RouteProblem
 from bot.stripe_gateway import StripeRejected, StripeUnavailable
 
 ASK_ADMIN = "Ask a billing-profile admin of your company to give you access in the billing console."
@@ -67,6 +68,9 @@ _ACCESS = {
         "No billing profiles assigned",
         "You have the Invoice Viewer permission, but no billing profile is assigned to you, so there are "
         "no invoices to show. " + ASK_ADMIN),
+    AccessProblem.NOT_ADMIN: Explanation(
+        "Only billing-profile admins can do that",
+        "Choosing where payment notifications go needs the *Billing Profile Admin* permission. " + ASK_ADMIN),
     AccessProblem.PROFILE_NOT_ALLOWED: Explanation(
         "You can't pay this invoice",
         "This invoice belongs to a billing profile you don't have access to. Nothing was charged. " + ASK_ADMIN),
@@ -76,6 +80,8 @@ _ACCESS = {
 def explain(exc: BaseException) -> Explanation:
     if isinstance(exc, AccessDenied):
         return _ACCESS[exc.problem]
+    if isinstance(exc, RouteProblem):
+        return Explanation("Notifications not changed", str(exc))
     if isinstance(exc, InvoiceUnavailable):
         return Explanation("Invoice not found",
                            "That invoice no longer exists in the billing system. Nothing was charged. "

@@ -16,6 +16,7 @@ class AccessProblem(enum.StrEnum):
     NOT_VIEWER = "not_invoice_viewer"
     NO_PROFILES = "no_billing_profiles"
     PROFILE_NOT_ALLOWED = "billing_profile_not_allowed"
+    NOT_ADMIN = "not_billing_profile_admin"
 
 
 class AccessDenied(Exception):

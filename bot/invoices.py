@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ class ListQuery:
 
     @classmethod
     def parse(cls, text: str | None) -> ListQuery:
-        words = (text or "").strip()
+        # Slack escapes &, < and > in command text.
+        words = html.unescape(text or "").strip()
         lowered = words.lower()
         if not words:
             return cls(QueryKind.ALL)

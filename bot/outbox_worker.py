@@ -20,6 +20,8 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(300, 2 ** max(0, attempts - 1)))
 
 
+# The channel itself is the problem: another channel would do.
+_UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived"}
 # Errors that will not go away by waiting a few seconds.
 _PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
               "account_inactive", "token_revoked", "msg_too_long", "no_text", "invalid_arguments"}
@@ -27,8 +29,9 @@ _PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blo
 
 class OutboxWorker:
     def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 poll_seconds: float = 2.0) -> None:
+                 fallback_channel: str | None = None, poll_seconds: float = 2.0) -> None:
         self._repo = repo
+        self._fallback = fallback_channel
         self._client_for = client_for
         self._poll = poll_seconds
         self._wake = asyncio.Event()
@@ -69,6 +72,18 @@ class OutboxWorker:
             if exc.response.status_code == 429:
                 wait = float(exc.response.headers.get("Retry-After", "1") or 1)
                 at = _now() + dt.timedelta(seconds=max(wait, 1.0))
+            elif error in _UNREACHABLE and self._fallback and message.channel != self._fallback:
+                # A routed channel we may not post in: never lose the notice, send it to the
+                # default channel with a word on why.
+                log.warning("outbox message %s: %s in %s; sending to the default channel", message.id, error,
+                            message.channel)
+                note = (f"_(Meant for <#{message.channel}>, where I can't post ({error}): invite me there, "
+                        "or change the route with `/invoices notify`.)_")
+                await self._repo.reroute(message.id, self._fallback, {
+                    **payload, "text": f"{payload.get('text', '')}\n{note}",
+                    "blocks": [*(payload.get("blocks") or []),
+                               {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
+                return False
             elif error in _PERMANENT:
                 log.error("outbox message %s to %s failed for good: %s", message.id, message.channel, error)
                 at = _now() + dt.timedelta(hours=1)

@@ -180,6 +180,9 @@ class PaymentService:
             list_response_url=pay_session.list_response_url, list_query=pay_session.list_query, attempts=0,
         )
         payment = await self._create(payment, viewer)
+        if payment.submission_key == f"{submission.view_id}:{submission.view_hash}" and \
+                payment.status == PaymentStatus.CREATED:
+            await self._recheck_holding_the_slot(payment, viewer, amount)
         await self._audit.record("submit_payment", "accepted", team_id=viewer.team_id, user_id=viewer.user_id,
                                  invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                  payment_id=payment.id, amount=amount.api_string(), currency=currency,
@@ -199,6 +202,29 @@ class PaymentService:
                                      invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                      reason="payment_in_progress")
             raise PaymentAlreadyInProgress(other.user_id if other else None) from None
+
+    async def _recheck_holding_the_slot(self, payment: Payment, viewer: Viewer, amount: Money) -> None:
+        """The balance, read again now that this payment holds the invoice's one in-flight
+        slot: a payment that finished between our first read and our insert shows here, so
+        two people paying at once can never both be charged."""
+        try:
+            invoice = await self._billing.get_invoice(payment.invoice_id)
+            problem: Exception | None = None
+            if not invoice.is_payable:
+                problem = InvoiceNotPayable(invoice.number, invoice.status)
+            elif invoice.currency != payment.currency or amount > invoice.balance:
+                problem = FieldProblem(AMOUNT_FIELD, "The balance changed while you were paying: it is now "
+                                                     f"{invoice.balance.format()}.")
+        except Exception as exc:  # noqa: BLE001 - no certainty, no charge
+            problem = exc
+        if problem is None:
+            return
+        await self._payments.transition(payment.id, [PaymentStatus.CREATED], PaymentStatus.CANCELED,
+                                        failure_message="The invoice changed before the card was charged.")
+        await self._audit.record("submit_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
+                                 invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
+                                 payment_id=payment.id, reason=type(problem).__name__)
+        raise problem
 
     async def _supersede(self, waiting: Payment) -> bool:
         """A payment stuck waiting for 3-D Secure gives way to a new attempt, once Stripe

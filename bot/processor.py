@@ -31,7 +31,7 @@ S = PaymentStatus
 class PaymentEvents(Protocol):
     """What the outside world hears about a payment (wired to Slack by the app)."""
 
-    def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
+    async def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
         """Messages to write to the outbox in the same transaction as `event`."""
         ...
 
@@ -176,7 +176,7 @@ class PaymentProcessor:
                                          else "The payment was declined.")
             # A payment the user walked away from (3-D Secure) ends with a word in the channel;
             # a decline in front of the user is shown in the modal only.
-            outbox = self._events.notices(_copy(payment, status=S.FAILED.value, failure_message=message),
+            outbox = await self._events.notices(_copy(payment, status=S.FAILED.value, failure_message=message),
                                           "failed") if payment.status == S.REQUIRES_ACTION else []
             return await self._move(payment, waiting, S.FAILED, failure_message=message, outbox=outbox)
         return None
@@ -199,7 +199,7 @@ class PaymentProcessor:
             return await self._needs_attention(payment, exc)
         fields = _after(recorded, payment.currency)
         preview = _copy(payment, status=to_state.value, **fields)
-        return await self._move(payment, [from_state], to_state, outbox=self._events.notices(preview, event),
+        return await self._move(payment, [from_state], to_state, outbox=await self._events.notices(preview, event),
                                 **fields)
 
     async def settle(self, payment: Payment, *, succeeded: bool, reason: str | None = None) -> Payment | None:
@@ -217,7 +217,7 @@ class PaymentProcessor:
             fields["failure_message"] = reason or "The bank debit failed."
         preview = _copy(payment, status=target.value, **fields)
         moved = await self._move(payment, [S.PROCESSING], target,
-                                 outbox=self._events.notices(preview, "settled" if succeeded else "debit_failed"),
+                                 outbox=await self._events.notices(preview, "settled" if succeeded else "debit_failed"),
                                  **fields)
         if moved:
             await self._safe_changed(moved, update_modal=True)
@@ -233,7 +233,7 @@ class PaymentProcessor:
                                next_attempt_at=utcnow() + dt.timedelta(hours=1))
         fresh = await self._repo.get(payment.id)
         if fresh is not None:
-            await self._repo.add_outbox(self._events.notices(fresh, "attention"))
+            await self._repo.add_outbox(await self._events.notices(fresh, "attention"))
         return None
 
     async def _move(self, payment: Payment, from_states: list[S], to_state: S, *,

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.notifications import payment_notice
 from blocks.pay_modal import payment_view
+from bot.routing import ChannelInfo, NotificationRouter
 from storage.models import OutboxMessage, Payment, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,22 @@ class SlackDirectory:
         return (user.get("profile") or {}).get("email") or None
 
 
-class NotificationRouter:
-    """Which channel hears about a payment. One default channel for now."""
+class SlackChannels:
+    """What the bot may do in a channel (conversations.info)."""
 
-    def __init__(self, default_channel: str) -> None:
-        self.default_channel = default_channel
+    def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
+        self._client_for = client_for
 
-    async def channel_for(self, team_id: str, billing_profile_id: str) -> str:
-        return self.default_channel
+    async def channel(self, team_id: str, channel_id: str) -> ChannelInfo:
+        client = await self._client_for(team_id)
+        try:
+            info = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("channel_not_found", "not_in_channel"):
+                return ChannelInfo(exists=False)
+            raise
+        return ChannelInfo(exists=True, is_private=bool(info.get("is_private")),
+                           bot_is_member=bool(info.get("is_member")))
 
 
 class SlackPaymentEvents:
@@ -57,9 +66,10 @@ class SlackPaymentEvents:
         self._on_settled = on_settled
         self._on_queued = on_queued
 
-    def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
+    async def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
+        channel = await self._router.channel_for(payment.team_id, payment.billing_profile_id)
         return [OutboxMessage(
-            dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=self._router.default_channel,
+            dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=channel,
             payload={**payment_notice(payment, event), "billing_profile_id": payment.billing_profile_id},
             attempts=0, next_attempt_at=_now(),
         )]

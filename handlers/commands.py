@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from blocks.invoices import help_message, invoice_list_message, notice_message
+from blocks.invoices import Message, help_message, invoice_list_message, notice_message
+from blocks.routes import routes_message
 from bot.invoices import ListQuery, QueryKind
 from handlers.common import explanation_for
 from handlers.requests import CommandRequest
@@ -19,6 +20,13 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.command("/invoices")
     async def list_invoices(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         request = CommandRequest.parse(body)
+        words = request.text.split(maxsplit=2)
+        if words and words[0].lower() == "notify":
+            await ack()
+            message = await _notify(services, request, words[1] if len(words) > 1 else "",
+                                    words[2] if len(words) > 2 else "")
+            await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
+            return
         query = ListQuery.parse(request.text)
         if query.kind is QueryKind.HELP:
             await ack(**help_message().as_dict(), response_type="ephemeral")
@@ -36,3 +44,16 @@ def register(app: AsyncApp, services: Services) -> None:
             await services.audit.record("list_invoices", "denied", team_id=request.team_id,
                                         user_id=request.user_id, reason=type(exc).__name__)
         await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
+
+
+async def _notify(services: Services, request: CommandRequest, channel: str, profile: str) -> Message:
+    """`/invoices notify` shows the routes; `/invoices notify #channel [profile]` sets one."""
+    try:
+        viewer = await services.identity.viewer(request.team_id, request.user_id, fresh=bool(channel))
+        if not channel:
+            return routes_message(await services.routing.show(viewer))
+        channel_id, rows = await services.routing.set(viewer, channel, profile)
+        return routes_message(rows, title=f"Payment notifications now go to <#{channel_id}>")
+    except Exception as exc:  # noqa: BLE001
+        explanation = explanation_for(exc)
+        return notice_message(explanation.title, explanation.text)

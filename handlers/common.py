@@ -8,13 +8,14 @@ from bot.billing import BillingError
 from bot.errors import Explanation, FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, \
     PaymentAlreadyInProgress, explain
 from bot.identity import AccessDenied
+from bot.routing import RouteProblem
 from bot.stripe_gateway import StripeRejected, StripeUnavailable
 from handlers.requests import BadPayload
 
 log = logging.getLogger("invoicebot.handlers")
 
 _EXPECTED = (AccessDenied, InvoiceUnavailable, InvoiceNotPayable, FormExpired, FieldProblem,
-             PaymentAlreadyInProgress, BillingError, StripeUnavailable, BadPayload)
+             PaymentAlreadyInProgress, BillingError, StripeUnavailable, BadPayload, RouteProblem)
 
 
 def explanation_for(exc: BaseException) -> Explanation:

@@ -86,6 +86,10 @@ async def _pay(services: Services, request: SubmitRequest) -> Outcome:
                 payment.status != PaymentStatus.CREATED:
             return Outcome(view=payment_view(payment))  # a repeat: show where the first one stands
         payment = await services.processor.advance(payment.id)
+        await services.audit.record("payment_result", payment.status, team_id=payment.team_id,
+                                    user_id=payment.user_id, invoice_id=payment.invoice_id,
+                                    billing_profile_id=payment.billing_profile_id, payment_id=payment.id,
+                                    method=payment.method_label, reason=payment.failure_message or "")
     except FieldProblem as problem:
         return Outcome(problem=problem)
     except Exception as exc:  # noqa: BLE001

@@ -173,6 +173,18 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_user_at", "user_id", "at"), Index("ix_audit_invoice", "invoice_id"))
 
 
+class NotificationRoute(Base):
+    """Where payment notifications of one billing profile go, in one workspace."""
+
+    __tablename__ = "notification_routes"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    billing_profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
 class ProcessedWebhookEvent(Base):
     """Stripe event ids already handled, so each event acts once."""
 

@@ -59,6 +59,13 @@ class OutboxRepository:
                 .values(next_attempt_at=at, locked_until=None, last_error=error[:500])
             )
 
+    async def reroute(self, message_id: int, channel: str, payload: dict) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id)
+                .values(channel=channel, payload=payload, locked_until=None, next_attempt_at=utcnow())
+            )
+
     async def pending(self) -> list[OutboxMessage]:
         async with self._sessions() as session:
             return list(await session.scalars(

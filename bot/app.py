@@ -9,17 +9,24 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from blocks.invoices import invoice_list_message
 from blocks.pay_modal import pay_form_view
 from bot.billing import BillingClient
+from bot.cache import TTLCache
 from bot.identity import IdentityService
 from bot.invoices import InvoiceService, ListQuery
 from bot.outbox_worker import OutboxWorker
@@ -40,6 +47,7 @@ from storage.payments import PaymentRepository
 from storage.routes import RouteRepository
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,10 +71,30 @@ class Services:
     webhooks: StripeWebhooks
     pay_sessions: PaySessionRepository
     routing: RoutingService
+    installations: AsyncSQLAlchemyInstallationStore | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _work: set[asyncio.Task[Any]] = field(default_factory=set)
+    _clients: TTLCache[str, AsyncWebClient] = field(default_factory=lambda: TTLCache(60.0))
 
     async def client_for(self, team_id: str) -> AsyncWebClient:
-        return self.slack
+        """The Web API client of a workspace: its own bot token when installed by OAuth."""
+        if self.installations is None:
+            return self.slack
+
+        async def load() -> AsyncWebClient:
+            bot = await self.installations.async_find_bot(enterprise_id=None, team_id=team_id)
+            if bot is None or not bot.bot_token:
+                raise LookupError(f"invoicebot is not installed in workspace {team_id}")
+            return slack_client(self.settings, bot.bot_token)
+
+        return await self._clients.get_or_load(team_id, load)
+
+    def track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run payment work that must finish even if the server is asked to stop."""
+        task = asyncio.ensure_future(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+        return task
 
     def today(self) -> dt.date:
         return self.invoices.today()
@@ -101,7 +129,11 @@ class Services:
             asyncio.create_task(self.reconciler.run_forever(reconcile_every), name="reconcile"),
         ]
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, drain_seconds: float = 25.0) -> None:
+        # SIGTERM: finish the payments in flight before letting go of the database.
+        if self._work:
+            log.info("waiting for %d payments in flight", len(self._work))
+            await asyncio.wait(set(self._work), timeout=drain_seconds)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -111,11 +143,24 @@ class Services:
         await self.engine.dispose()
 
 
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "users:read", "users:read.email", "channels:read",
+              "groups:read")
+
+
+def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
+    # Retries of 429 (after Retry-After) and connection errors happen only in calls made
+    # after Slack has had its answer: every listener acks before calling the Web API.
+    return AsyncWebClient(token=token, base_url=settings.slack_api_base, timeout=10, retry_handlers=[
+        AsyncConnectionErrorRetryHandler(max_retry_count=1),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+    ])
+
+
 def build_services(settings: Settings) -> Services:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    slack = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_base,
-                           timeout=10)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    slack = slack_client(settings, None if settings.multi_workspace else token)
     billing = BillingClient(str(settings.billing_api_url), settings.billing_api_token.get_secret_value())
     stripe = StripeGateway(make_client(settings.stripe_api_key.get_secret_value(), str(settings.stripe_api_base)))
     payments_repo = PaymentRepository(sessions)
@@ -133,7 +178,8 @@ def build_services(settings: Settings) -> Services:
 
     identity = IdentityService(SlackDirectory(client_for), billing)
     invoices = InvoiceService(billing)
-    outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel)
+    outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel,
+                          pace_seconds=settings.slack_channel_pace_seconds)
     events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake)
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
     return_url = f"{str(settings.public_url).rstrip('/')}/card-saved" if settings.public_url else None
@@ -151,6 +197,8 @@ def build_services(settings: Settings) -> Services:
         payments=payments, processor=processor, outbox=outbox, reconciler=Reconciler(payments_repo, processor),
         router=router, webhooks=StripeWebhooks(secret, processor, sessions, card_saved), pay_sessions=pay_sessions,
         routing=RoutingService(routes, invoices, SlackChannels(client_for), audit, settings.notify_channel),
+        installations=AsyncSQLAlchemyInstallationStore(settings.slack_client_id, engine)
+        if settings.multi_workspace and settings.slack_client_id else None,
     )
     return services
 
@@ -158,12 +206,30 @@ def build_services(settings: Settings) -> Services:
 def create_bolt_app(services: Services) -> AsyncApp:
     from handlers import actions, commands, events, views  # noqa: PLC0415 - listeners need the app
 
+    settings = services.settings
+    oauth_settings = None
+    if services.installations is not None:
+        public = str(settings.public_url).rstrip("/") if settings.public_url else None
+        oauth_settings = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else None,
+            scopes=list(BOT_SCOPES),
+            redirect_uri=f"{public}/slack/oauth_redirect" if public else None,
+            authorization_url=str(settings.slack_oauth_authorize_url),
+            installation_store=services.installations,
+            state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=services.engine),
+        )
     app = AsyncApp(
         client=services.slack,
-        signing_secret=services.settings.slack_signing_secret.get_secret_value(),
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        oauth_settings=oauth_settings,
+        installation_store=services.installations,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    if services.installations is not None:
+        # app_uninstalled / tokens_revoked delete that workspace's installation and bot.
+        app.enable_token_revocation_listeners()
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)

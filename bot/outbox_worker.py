@@ -29,8 +29,9 @@ _PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blo
 
 class OutboxWorker:
     def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 fallback_channel: str | None = None, poll_seconds: float = 2.0) -> None:
+                 fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0) -> None:
         self._repo = repo
+        self._pace = dt.timedelta(seconds=pace_seconds)
         self._fallback = fallback_channel
         self._client_for = client_for
         self._poll = poll_seconds
@@ -49,16 +50,19 @@ class OutboxWorker:
             except Exception:  # noqa: BLE001 - the worker must outlive any one failure
                 log.exception("outbox pass failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self._poll, max(self._pace.total_seconds(), 0.05)))
             except TimeoutError:
                 pass
             self._wake.clear()
 
     async def deliver_due(self) -> int:
+        """Deliver what is due now, pass after pass, until nothing is (paced messages of a
+        busy channel wait for a later call)."""
         delivered = 0
-        for message in await self._repo.claim_due():
-            if await self._deliver(message):
-                delivered += 1
+        while claimed := await self._repo.claim_due():
+            for message in claimed:
+                if await self._deliver(message):
+                    delivered += 1
         return delivered
 
     async def _deliver(self, message: OutboxMessage) -> bool:
@@ -95,7 +99,7 @@ class OutboxWorker:
             await self._repo.retry_later(message.id, at=_now() + retry_delay(message.attempts),
                                          error=type(exc).__name__)
             return False
-        await self._repo.delivered(message.id)
+        await self._repo.delivered(message, pace=self._pace)
         return True
 
 

@@ -112,6 +112,9 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
     app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            # Bolt's OAuth flow, when SLACK_CLIENT_ID is set (404 otherwise).
+            Route("/slack/install", slack_events, methods=["GET"]),
+            Route("/slack/oauth_redirect", slack_events, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/card-saved", card_saved, methods=["GET"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +15,12 @@ class SettingsError(SystemExit):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    slack_bot_token: SecretStr
+    # One workspace: its bot token. Many workspaces: the app's OAuth client id and secret
+    # instead (installations are stored in the database, one bot token per workspace).
+    slack_bot_token: SecretStr | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_oauth_authorize_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/oauth/v2/authorize")
     slack_signing_secret: SecretStr
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
@@ -29,6 +34,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'invoicebot.db'}")
     notify_channel: str
+
+    # Slack allows one chat.postMessage per second per channel.
+    slack_channel_pace_seconds: float = 1.0
 
     # Where people are sent back after saving a card on Stripe's hosted page.
     public_url: AnyHttpUrl | None = None
@@ -57,6 +65,19 @@ class Settings(BaseSettings):
             raise ValueError("must be text or json")
         return value
 
+    @model_validator(mode="after")
+    def _one_way_to_authorize(self) -> Settings:
+        if self.slack_client_id or self.slack_client_secret:
+            if not (self.slack_client_id and self.slack_client_secret):
+                raise ValueError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together")
+        elif self.slack_bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN is missing (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
+        return self
+
+    @property
+    def multi_workspace(self) -> bool:
+        return bool(self.slack_client_id)
+
     @property
     def slack_api_base(self) -> str:
         url = str(self.slack_api_url)
@@ -69,7 +90,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        if not error["loc"]:  # a rule across settings: its message names them
+            raise SettingsError(f"invoicebot: {str(error['msg']).removeprefix('Value error, ')}") from None
+        name = str(error["loc"][0]).upper()
         if error["type"] == "missing":
             raise SettingsError(f"invoicebot: setting {name} is missing (see .env.example)") from None
         raise SettingsError(f"invoicebot: setting {name} is malformed: {error['msg']}") from None

@@ -57,7 +57,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
 
-        work = asyncio.ensure_future(_pay(services, request))
+        work = services.track(_pay(services, request))
         done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET_SECONDS)
         if done:
             outcome = work.result()

@@ -1,11 +1,16 @@
 """The notification outbox: claimed with a lease by a guarded update, so any number of
-workers in any number of processes deliver each message once."""
+workers in any number of processes deliver each message once.
+
+Per channel, messages go out in order, one at a time, and paced: only the oldest
+undelivered message of a channel can be claimed, and delivering it pushes the next one
+back by the pace (Slack allows about one message per second per channel)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import OutboxMessage, utcnow
@@ -18,6 +23,7 @@ class OutboxRepository:
 
     async def claim_due(self, limit: int = 20) -> list[OutboxMessage]:
         now = utcnow()
+        older = aliased(OutboxMessage)
         async with self._sessions() as session:
             candidates = list(await session.scalars(
                 select(OutboxMessage.id)
@@ -25,6 +31,8 @@ class OutboxRepository:
                     OutboxMessage.delivered_at.is_(None),
                     OutboxMessage.next_attempt_at <= now,
                     (OutboxMessage.locked_until.is_(None)) | (OutboxMessage.locked_until < now),
+                    ~exists().where(and_(older.channel == OutboxMessage.channel, older.delivered_at.is_(None),
+                                         older.id < OutboxMessage.id)),
                 )
                 .order_by(OutboxMessage.id)
                 .limit(limit)
@@ -45,12 +53,20 @@ class OutboxRepository:
                     claimed.append(await session.get_one(OutboxMessage, message_id))
         return claimed
 
-    async def delivered(self, message_id: int) -> None:
+    async def delivered(self, message: OutboxMessage, *, pace: dt.timedelta = dt.timedelta(0)) -> None:
+        now = utcnow()
         async with self._sessions.begin() as session:
             await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message_id)
-                .values(delivered_at=utcnow(), locked_until=None, last_error=None)
+                update(OutboxMessage).where(OutboxMessage.id == message.id)
+                .values(delivered_at=now, locked_until=None, last_error=None)
             )
+            if pace:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.channel == message.channel, OutboxMessage.delivered_at.is_(None),
+                           OutboxMessage.next_attempt_at < now + pace)
+                    .values(next_attempt_at=now + pace)
+                )
 
     async def retry_later(self, message_id: int, *, at: dt.datetime, error: str) -> None:
         async with self._sessions.begin() as session:

@@ -9,9 +9,10 @@ from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
 from storage.models import Base
+from storage.slack_tables import slack_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, slack_metadata]
 
 
 def _run(connection: Connection) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 13:56:02.957598
+Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa

@@ -149,11 +149,13 @@ class Stack:
     def migrate(self) -> None:
         self.invoicebot("db", "upgrade")
 
-    def start_app(self, name: str = "app", port: int | None = None, **env: str) -> Process:
+    def start_app(self, name: str = "app", port: int | None = None, workers: int = 1, **env: str) -> Process:
         port = port or self.app_port
-        return self._process(name, [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
-                                    str(port)], f"http://127.0.0.1:{port}/healthz", self.app_env(**env)).start() \
-            or self.processes[name]
+        process = self._process(name, [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+                                       str(port), "--workers", str(workers)], f"http://127.0.0.1:{port}/healthz",
+                                self.app_env(**env))
+        process.start()
+        return process
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):

@@ -1,0 +1,44 @@
+"""Running it in production: several workers sharing the outbox, Slack's pace per channel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from storage.db import create_engine, session_factory
+from storage.models import OutboxMessage, utcnow
+from storage.payments import PaymentRepository
+from tests.e2e.world import World
+from tests.harness import TEAM_ID, unique
+
+
+async def test_a_burst_of_200_notifications_into_one_channel_arrives_complete_in_order_once(world: World) -> None:
+    channel = unique("C").upper()
+    await world.slack.add_channel(channel, channel.lower(), is_private=False, bot_is_member=True)
+    # Slack's limit, one message per second per channel, on a clock 20 times faster.
+    await world.slack.configure(channel_rate_limit=True, clock_speed=20.0)
+    stack = world.stack
+    stack.processes["app"].stop()
+    workers = stack.start_app(name="two-workers", workers=2, SLACK_CHANNEL_PACE_SECONDS="0.05")
+    engine = create_engine(stack.database_url)
+    try:
+        await PaymentRepository(session_factory(engine)).add_outbox([
+            OutboxMessage(dedupe_key=f"burst:{channel}:{i}", team_id=TEAM_ID, channel=channel,
+                          payload={"text": f"burst {i:03d}"}, attempts=0, next_attempt_at=utcnow())
+            for i in range(200)])
+        deadline = time.monotonic() + 90
+        while True:
+            texts = [m["text"] for m in await world.slack.messages(channel=channel)]
+            if len(texts) >= 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # anything sent twice would show now
+        texts = [m["text"] for m in await world.slack.messages(channel=channel)]
+        assert texts == [f"burst {i:03d}" for i in range(200)]
+        calls = [c for c in await world.slack.calls("chat.postMessage") if c["params"].get("channel") == channel]
+        assert len([c for c in calls if c["ok"]]) == 200
+    finally:
+        await engine.dispose()
+        await world.slack.configure(channel_rate_limit=False, clock_speed=1.0)
+        workers.stop()
+        stack.start_app()

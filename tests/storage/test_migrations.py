@@ -1,0 +1,65 @@
+"""Alembic owns the schema: empty -> head gives exactly the models, and a server refuses to
+start on a database that is behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from storage.db import create_engine
+from storage.models import Base
+from storage.schema import head_revision, upgrade
+from storage.slack_tables import slack_metadata
+from tests.pg import temporary_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = os.environ.get("INVOICEBOT_TEST_POSTGRES")
+    if not server:
+        pytest.skip("INVOICEBOT_TEST_POSTGRES is not set (CI sets it on its PostgreSQL run)")
+    with temporary_database(server) as url:
+        yield url
+
+
+async def test_migrations_from_empty_to_head_match_the_models(empty_database: str) -> None:
+    upgrade(empty_database)
+    engine = create_engine(empty_database)
+    try:
+        async with engine.connect() as connection:
+            def differences(sync_connection):  # noqa: ANN001, ANN202
+                context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+                return compare_metadata(context, [Base.metadata, slack_metadata])
+
+            diff = await connection.run_sync(differences)
+            revision = await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    finally:
+        await engine.dispose()
+    assert revision == head_revision()
+    assert diff == []
+
+
+def test_the_server_refuses_to_start_on_a_database_that_is_behind(tmp_path) -> None:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(url, "0001")
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "STRIPE_API_KEY": "sk_test_x",
+           "BILLING_API_URL": "http://127.0.0.1:9", "BILLING_API_TOKEN": "t", "NOTIFY_CHANNEL": "C1",
+           "DATABASE_URL": url}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", "0"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "run `invoicebot db upgrade` first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    upgraded = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert upgraded.returncode == 0 and head_revision() in upgraded.stdout

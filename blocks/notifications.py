@@ -25,10 +25,11 @@ def payment_notice(payment: Payment, event: str) -> dict[str, Any]:
             after = f"*{remaining.format()}* remains due."
         else:
             after = ""
-        verb = "paid" if event == "paid" else "'s bank debit of"
-        head = (f":white_check_mark: {who} paid *{amount}* on invoice {invoice} with {method}. {after}"
-                if event == "paid" else
-                f":white_check_mark: {who}{verb} *{amount}* on invoice {invoice} has cleared. {after}")
+        if event == "paid":
+            head = f":white_check_mark: {who} paid *{amount}* on invoice {invoice} with {method}. {after}"
+        else:
+            head = (f":white_check_mark: The bank debit of *{amount}* by {who} on invoice {invoice} from {method} "
+                    f"has cleared. {after}")
     elif event == "processing":
         head = (f":bank: {who} started a bank debit of *{amount}* on invoice {invoice} from {method}. "
                 "It takes a few days to clear; the invoice shows *Processing* until then.")

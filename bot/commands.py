@@ -30,18 +30,24 @@ def _settings() -> Settings:
     return settings
 
 
-def _require_current_schema(settings: Settings) -> None:
+def _current_revision(settings: Settings) -> str | None:
     from storage.db import create_engine  # noqa: PLC0415
-    from storage.schema import current_revision, head_revision  # noqa: PLC0415
+    from storage.schema import current_revision  # noqa: PLC0415
 
-    async def check() -> str | None:
+    async def read() -> str | None:
         engine = create_engine(settings.database_url)
         try:
             return await current_revision(engine)
         finally:
             await engine.dispose()
 
-    current = asyncio.run(check())
+    return asyncio.run(read())
+
+
+def _require_current_schema(settings: Settings) -> None:
+    from storage.schema import head_revision  # noqa: PLC0415
+
+    current = _current_revision(settings)
     if current != head_revision():
         raise SettingsError(f"invoicebot: the database is at {current or 'an empty schema'}, not "
                             f"{head_revision()}: run `invoicebot db upgrade` first")
@@ -91,17 +97,7 @@ def _db(args: argparse.Namespace) -> int:
         upgrade(settings.database_url)
         print(f"database at {head_revision()}")
         return 0
-    from storage.db import create_engine  # noqa: PLC0415
-    from storage.schema import current_revision  # noqa: PLC0415
-
-    async def current() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    print(asyncio.run(current()) or "empty")
+    print(_current_revision(settings) or "empty")
     return 0
 
 

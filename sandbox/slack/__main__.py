@@ -19,10 +19,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signing-secret", default="secret")
     parser.add_argument("--public-url", default=None,
                         help="base URL the app uses to reach this stand-in (response_url); default from host/port")
+    parser.add_argument("--client-id", default="standin-client-id", help="the app's OAuth client id")
+    parser.add_argument("--client-secret", default="standin-client-secret", help="the app's OAuth client secret")
+    parser.add_argument("--oauth-redirect-uri", default=None,
+                        help="the app's configured OAuth Redirect URL, e.g. http://127.0.0.1:3000/slack/oauth_redirect")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     state = StandInState.with_demo_data(
-        bot_token=args.bot_token, signing_secret=args.signing_secret, request_url=args.request_url
+        bot_token=args.bot_token, signing_secret=args.signing_secret, request_url=args.request_url,
+        oauth_client_id=args.client_id, oauth_client_secret=args.client_secret,
+        oauth_redirect_uri=args.oauth_redirect_uri,
     )
     serve(args.host, args.port, state, public_url=args.public_url, log_level=args.log_level)
 

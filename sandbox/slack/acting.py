@@ -3,7 +3,8 @@ to the app's Request URL, sign them, deliver them with Slack's 3 s patience,
 and apply the app's answer the way the Slack client would.
 
 Payload shapes follow docs.slack.dev (slash commands, block_actions,
-view_submission, view_closed interaction payloads).
+view_submission, view_closed interaction payloads; Events API event_callback
+and url_verification). Every payload carries the acting user's own workspace.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from .state import (
     Channel,
     Message,
     StandInState,
+    Team,
     User,
     View,
     assign_block_ids,
@@ -91,14 +94,16 @@ class Delivery:
 
 
 async def deliver(
-    state: StandInState, http: httpx.AsyncClient, kind: str, body: str, ov: Overrides
+    state: StandInState, http: httpx.AsyncClient, kind: str, body: str, ov: Overrides, *,
+    content_type: str = "application/x-www-form-urlencoded", team_id: str | None = None,
 ) -> Delivery:
-    """POST a signed body to the app's Request URL, waiting at most app_timeout_s."""
+    """POST a signed body to the app's Request URL, waiting at most app_timeout_s.
+    `team_id` (the workspace the request comes from) is kept in the delivery record."""
     if ov.raw_body is not None:
         body = ov.raw_body
     timestamp = str(ov.timestamp if ov.timestamp is not None else int(time.time()))
     headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "User-Agent": USER_AGENT,
         "X-Slack-Request-Timestamp": timestamp,
     }
@@ -122,7 +127,7 @@ async def deliver(
     except httpx.HTTPError as exc:
         delivery = Delivery(None, None, (time.monotonic() - started) * 1000, f"connection_error: {exc}")
     state.deliveries.append({
-        "seq": state.next_seq(), "kind": kind, "wall_time": time.time(), "headers": headers,
+        "seq": state.next_seq(), "kind": kind, "wall_time": time.time(), "team_id": team_id, "headers": headers,
         "body": body, **delivery.to_json(),
     })
     return delivery
@@ -147,6 +152,8 @@ def _user(state: StandInState, user_id: str) -> User:
     user = state.users.get(user_id)
     if user is None:
         raise ActError(404, f"unknown user {user_id!r}")
+    if not state.team_of_user(user.id).installed:  # Slack only sends requests from workspaces with the app
+        raise ActError(409, f"the app is not installed in {user.team_id} ({user.id}'s workspace)")
     return user
 
 
@@ -154,8 +161,9 @@ def _user_obj(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.name, "name": user.name, "team_id": user.team_id}
 
 
-def _team(state: StandInState) -> dict[str, Any]:
-    return {"id": state.team_id, "domain": state.team_domain}
+def _team(state: StandInState, user: User) -> dict[str, Any]:
+    team = state.team_of_user(user.id)
+    return {"id": team.id, "domain": team.domain}
 
 
 def _envelope(state: StandInState, kind: str, user: User, trigger_id: str | None) -> dict[str, Any]:
@@ -167,7 +175,7 @@ def _envelope(state: StandInState, kind: str, user: User, trigger_id: str | None
     }
     if trigger_id:
         payload["trigger_id"] = trigger_id
-    return payload | {"team": _team(state), "enterprise": None, "is_enterprise_install": False}
+    return payload | {"team": _team(state, user), "enterprise": None, "is_enterprise_install": False}
 
 
 def _form_payload(payload: dict[str, Any]) -> str:
@@ -184,12 +192,13 @@ def _slack_error_message(state: StandInState, user_id: str, channel_id: str, tex
 
 def _command_channel(state: StandInState, user: User, channel_id: str | None) -> Channel:
     if channel_id:
-        channel = state.resolve_channel(channel_id)
+        channel = state.resolve_channel(channel_id, team_id=user.team_id)
         if channel is None:
-            raise ActError(404, f"unknown channel {channel_id!r}")
+            raise ActError(404, f"unknown channel {channel_id!r} (in {user.team_id})")
         return channel
-    # Default: #billing when it exists, else the user's DM with the app.
-    return state.channels.get("C_BILLING") or state.dm_channel_for(user.id)
+    # Default: C_BILLING, else a #billing of the user's workspace, else the user's DM with the app.
+    return (state.resolve_channel("C_BILLING", team_id=user.team_id)
+            or state.resolve_channel("#billing", team_id=user.team_id) or state.dm_channel_for(user.id))
 
 
 async def act_command(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
@@ -202,8 +211,8 @@ async def act_command(state: StandInState, http: httpx.AsyncClient, req: dict[st
     # Field order as Slack sends it.
     form: dict[str, Any] = {
         "token": state.verification_token,
-        "team_id": state.team_id,
-        "team_domain": state.team_domain,
+        "team_id": state.team_of_user(user.id).id,
+        "team_domain": state.team_of_user(user.id).domain,
         "channel_id": channel.id,
         "channel_name": "directmessage" if channel.is_im else channel.name,
         "user_id": user.id,
@@ -217,7 +226,7 @@ async def act_command(state: StandInState, http: httpx.AsyncClient, req: dict[st
     }
     if ov.raw_payload is not None:
         form = ov.raw_payload
-    delivery = await deliver(state, http, "slash_command", urllib.parse.urlencode(form), ov)
+    delivery = await deliver(state, http, "slash_command", urllib.parse.urlencode(form), ov, team_id=user.team_id)
     shown = _apply_command_response(state, user, channel, command, response_url, delivery)
     return delivery.to_json() | {
         "trigger_id": trigger.id,
@@ -407,7 +416,7 @@ async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str,
         payload["actions"][0]["value"] = req["tamper_value"]
     if ov.raw_payload is not None:
         payload = ov.raw_payload
-    delivery = await deliver(state, http, "block_actions", _form_payload(payload), ov)
+    delivery = await deliver(state, http, "block_actions", _form_payload(payload), ov, team_id=user.team_id)
     return delivery.to_json() | {"trigger_id": trigger.id, "response_url": response_url, "payload": payload}
 
 
@@ -495,7 +504,7 @@ async def act_submit(state: StandInState, http: httpx.AsyncClient, req: dict[str
     payload |= {"view": view.to_api(state), "response_urls": []}
     if ov.raw_payload is not None:
         payload = ov.raw_payload
-    delivery = await deliver(state, http, "view_submission", _form_payload(payload), ov)
+    delivery = await deliver(state, http, "view_submission", _form_payload(payload), ov, team_id=user.team_id)
     applied, problems = _apply_submission_response(state, view, delivery)
     top = state.top_view(user.id)
     return delivery.to_json() | {
@@ -577,8 +586,67 @@ async def act_close(state: StandInState, http: httpx.AsyncClient, req: dict[str,
         return {"status": None, "notified": False}
     payload = _envelope(state, "view_closed", user, None) | {"view": snapshot, "is_cleared": cleared}
     ov = Overrides.from_request(req)
-    delivery = await deliver(state, http, "view_closed", _form_payload(ov.raw_payload or payload), ov)
+    delivery = await deliver(state, http, "view_closed", _form_payload(ov.raw_payload or payload), ov,
+                             team_id=user.team_id)
     return delivery.to_json() | {"notified": True, "payload": payload}
+
+
+# --- Events API: event_callback, url_verification ---------------------------------------------
+
+
+def _event_callback(state: StandInState, team: Team, event: dict[str, Any]) -> dict[str, Any]:
+    """The Events API envelope around `event` (JSON body, signed like everything else)."""
+    now = time.time()
+    return {
+        "token": state.verification_token,
+        "team_id": team.id,
+        "api_app_id": state.api_app_id,
+        "event": {**event, "event_ts": f"{now:.6f}"},
+        "type": "event_callback",
+        "event_id": f"Ev{state.next_seq():06d}{secrets.token_hex(4).upper()}",
+        "event_time": int(now),
+        "authorizations": [{"enterprise_id": None, "team_id": team.id, "user_id": team.bot_user_id,
+                            "is_bot": True, "is_enterprise_install": False}],
+        "is_ext_shared_channel": False,
+    }
+
+
+async def act_uninstall(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Someone removes the app from a workspace: every token of the app there is revoked,
+    then the app hears `tokens_revoked` and `app_uninstalled` (in that order)."""
+    team_id = req.get("team_id") or state.team_id
+    team = state.teams.get(team_id)
+    if team is None:
+        raise ActError(404, f"unknown team {team_id!r}")
+    if not team.installed and not team.user_tokens:
+        raise ActError(409, f"the app is not installed in {team_id}")
+    revoked = state.uninstall(team.id)
+    ov = Overrides.from_request(req)
+    deliveries = []
+    for event in ({"type": "tokens_revoked", "tokens": revoked}, {"type": "app_uninstalled"}):
+        payload = _event_callback(state, team, event)
+        delivery = await deliver(state, http, event["type"], json.dumps(payload), ov,
+                                 content_type="application/json", team_id=team.id)
+        deliveries.append({"kind": event["type"], **delivery.to_json(), "payload": payload})
+    return {"ok": True, "team_id": team.id, "revoked": revoked, "deliveries": deliveries}
+
+
+async def act_url_verification(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Slack checks a new Events Request URL: the app must echo the challenge (as plain
+    text, form-encoded or JSON `{"challenge": ...}`)."""
+    challenge = str(req.get("challenge") or secrets.token_urlsafe(24))
+    ov = Overrides.from_request(req)
+    payload = ov.raw_payload or {"token": state.verification_token, "challenge": challenge,
+                                 "type": "url_verification"}
+    delivery = await deliver(state, http, "url_verification", json.dumps(payload), ov,
+                             content_type="application/json")
+    body = delivery.body
+    echoed = delivery.status == 200 and (
+        body == challenge
+        or (isinstance(body, dict) and body.get("challenge") == challenge)
+        or (isinstance(body, str) and urllib.parse.parse_qs(body).get("challenge") == [challenge])
+    )
+    return delivery.to_json() | {"verified": echoed, "challenge": challenge, "payload": payload}
 
 
 # --- response_url ------------------------------------------------------------------------------

@@ -2,28 +2,47 @@
 
 * ``/api/{method}``      – the Slack Web API the bot's slack_sdk client calls
 * ``/response/{token}``  – Slack's response_url receiver
+* ``/oauth/v2/authorize`` – the "Add to Slack" / Allow step of OAuth v2 (oauth.py)
 * ``/_standin/...``      – control, introspection and "act as a Slack user" (JSON)
+* ``/`` and ``/web/...`` – a small Slack-like web page over the above (the demo's UI)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from .acting import ActError, act_click, act_close, act_command, act_submit, post_to_response_url
+from .acting import (
+    ActError,
+    _command_channel,
+    act_click,
+    act_close,
+    act_command,
+    act_submit,
+    act_uninstall,
+    act_url_verification,
+    post_to_response_url,
+)
+from .oauth import AUTHORIZE_PATH, authorize_endpoint
 from .state import Channel, Fault, StandInState, User
 from .web_api import call_method, record_call
 
 _ALLOWED_FAULT_STATUSES = {429, 500, 502, 503, 504}
+WEB_DIR = Path(__file__).parent / "web"
+MAX_WAIT_S = 25.0  # long-poll ceiling for GET /_standin/wait
+_NO_CACHE = {"Cache-Control": "no-store"}
 
 
 def _bad_request(message: str, status: int = 400) -> JSONResponse:
@@ -76,6 +95,11 @@ def create_app(state: StandInState) -> Starlette:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip() or token
+        elif auth.lower().startswith("basic "):  # oauth.v2.access client credentials (preferred by Slack)
+            with contextlib.suppress(ValueError):
+                client_id, _, client_secret = base64.b64decode(auth[6:].strip()).decode().partition(":")
+                params.update(client_id=urllib.parse.unquote(client_id),
+                              client_secret=urllib.parse.unquote(client_secret))
         result = call_method(state, method, params, token)
         return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
@@ -87,8 +111,9 @@ def create_app(state: StandInState) -> Starlette:
         status, answer = post_to_response_url(state, request.path_params["token"], body)
         # Recorded alongside Web API calls so tests can wait for it the same way.
         token = request.path_params["token"]
+        bound = state.response_urls.get(token)
         record_call(state, "response_url", {"token": token, **(body if isinstance(body, dict) else {})},
-                    status, answer)
+                    status, answer, team_id=state.team_of_user(bound.user_id).id if bound else None)
         return JSONResponse(answer, status_code=status)
 
     # --- directory ------------------------------------------------------------------
@@ -100,6 +125,7 @@ def create_app(state: StandInState) -> Starlette:
         user = User(id=data["id"], name=data["name"], email=data.get("email"),
                     team_id=data.get("team_id", state.team_id), real_name=data.get("real_name"))
         state.add_user(user)
+        state.changed()
         return JSONResponse({"ok": True, "user": user.to_api()})
 
     async def list_users(request: Request) -> Response:
@@ -111,12 +137,40 @@ def create_app(state: StandInState) -> Starlette:
             return _bad_request("id and name are required")
         channel = Channel(id=data["id"], name=data["name"].removeprefix("#"),
                           is_private=bool(data.get("is_private", False)),
-                          bot_is_member=bool(data.get("bot_is_member", True)), members=data.get("members"))
+                          bot_is_member=bool(data.get("bot_is_member", True)), members=data.get("members"),
+                          team_id=data.get("team_id") or None)
         state.add_channel(channel)
+        state.changed()
         return JSONResponse({"ok": True, "channel": channel.to_api()})
 
     async def list_channels(request: Request) -> Response:
-        return JSONResponse({"channels": [c.to_api() for c in state.channels.values()]})
+        # Control API only: also who is in it (None: everyone), which the web page needs.
+        return JSONResponse({"channels": [{**c.to_api(), "members": c.members, "team_id": c.team_id}
+                                          for c in state.channels.values()]})
+
+    # --- workspaces & installations -------------------------------------------------
+
+    async def add_team(request: Request) -> Response:
+        data = await _json_body(request)
+        team_id = data.get("team_id") or data.get("id")
+        if not team_id:
+            return _bad_request("team_id is required")
+        team = state.add_team(str(team_id), data.get("domain"), data.get("name"), bot_token=data.get("bot_token"),
+                              bot_scopes=data.get("bot_scopes"))
+        state.changed()
+        return JSONResponse({"ok": True, "team": team.to_json()})
+
+    async def list_teams(request: Request) -> Response:
+        return JSONResponse({"teams": [t.to_json() for t in state.teams.values()], "default_team_id": state.team_id})
+
+    async def uninstall(request: Request) -> Response:
+        try:
+            return JSONResponse(await act_uninstall(state, client(), {
+                **(await _json_body(request)), "team_id": request.path_params["team_id"]}))
+        except ActError as exc:
+            return _bad_request(exc.message, exc.status)
+        finally:
+            state.changed()
 
     # --- introspection --------------------------------------------------------------
 
@@ -183,7 +237,8 @@ def create_app(state: StandInState) -> Starlette:
 
     def config_json() -> dict[str, Any]:
         return {**state.config.__dict__, "clock_speed": state.clock.speed, "clock": state.clock.now(),
-                "request_url": state.request_url}
+                "request_url": state.request_url, "oauth_client_id": state.oauth_client_id,
+                "oauth_client_secret": state.oauth_client_secret, "oauth_redirect_uri": state.oauth_redirect_uri}
 
     async def config(request: Request) -> Response:
         if request.method == "PUT":
@@ -194,6 +249,11 @@ def create_app(state: StandInState) -> Starlette:
                 state.config.app_timeout_s = float(data["app_timeout_s"])
             if "request_url" in data:
                 state.request_url = str(data["request_url"])
+            for key in ("oauth_client_id", "oauth_client_secret"):
+                if key in data:
+                    setattr(state, key, str(data[key]))
+            if "oauth_redirect_uri" in data:
+                state.oauth_redirect_uri = str(data["oauth_redirect_uri"]) if data["oauth_redirect_uri"] else None
             if "clock_speed" in data:
                 try:
                     state.clock.set_speed(float(data["clock_speed"]))
@@ -208,10 +268,48 @@ def create_app(state: StandInState) -> Starlette:
 
     async def reset(request: Request) -> Response:
         state.reset()
+        state.changed()
         return JSONResponse({"ok": True})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "team_id": state.team_id, "request_url": state.request_url})
+
+    # --- minting interaction ids (for load generators) ---------------------------------
+
+    async def issue_triggers(request: Request) -> Response:
+        """Mint what Slack mints when a user interacts: a trigger_id (3 s to live) and,
+        on request, a response_url. For a load generator that builds, signs and sends the
+        interaction requests itself (so only the app is timed, not the stand-in).
+
+        Body: {"user_id": "U1", "response_url": "command" | "block_actions" | null,
+        "channel_id": "C..."} or {"requests": [that, ...]} (at most 1000)."""
+        data = await _json_body(request)
+        wanted = data["requests"] if "requests" in data else [data]
+        if not isinstance(wanted, list) or not 1 <= len(wanted) <= 1000:
+            return _bad_request("requests must be a list of 1 to 1000 objects")
+        plans = []
+        for item in wanted:
+            if not isinstance(item, dict):
+                return _bad_request("each request must be an object")
+            user = state.users.get(str(item.get("user_id", "")))
+            if user is None:
+                return _bad_request(f"unknown user {item.get('user_id')!r}", 404)
+            origin = item.get("response_url")
+            if origin not in (None, "command", "block_actions"):
+                return _bad_request("response_url must be command, block_actions or null")
+            try:
+                channel = _command_channel(state, user, item.get("channel_id"))
+            except ActError as exc:
+                return _bad_request(exc.message, exc.status)
+            plans.append((user, origin, channel))
+        issued = []
+        for user, origin, channel in plans:
+            trigger = state.issue_trigger(user.id)
+            response_url = state.issue_response_url(user.id, channel.id, origin) if origin else None
+            issued.append({"trigger_id": trigger.id, "user_id": user.id, "channel_id": channel.id,
+                           "channel_name": "directmessage" if channel.is_im else channel.name,
+                           "response_url": response_url})
+        return JSONResponse({"ok": True, "triggers": issued})
 
     # --- acting as Slack --------------------------------------------------------------
 
@@ -224,7 +322,22 @@ def create_app(state: StandInState) -> Starlette:
                 return _bad_request(exc.message, exc.status)
             except ValueError as exc:
                 return _bad_request(str(exc))
+            finally:
+                state.changed()  # e.g. a closed modal changes what the user sees
         return endpoint
+
+    # --- the web page -----------------------------------------------------------------
+
+    async def wait(request: Request) -> Response:
+        """Long-poll: answers `{version}` as soon as anything changed after `since`
+        (or after `timeout` seconds, at most MAX_WAIT_S)."""
+        since = int(request.query_params.get("since", "-1"))
+        timeout = min(max(float(request.query_params.get("timeout", "20")), 0.0), MAX_WAIT_S)
+        version = await state.wait_for_change(since, timeout)
+        return JSONResponse({"version": version}, headers=_NO_CACHE)
+
+    async def page(request: Request) -> Response:
+        return FileResponse(WEB_DIR / "index.html", headers=_NO_CACHE)
 
     routes = [
         Route("/api/{method}", web_api, methods=["GET", "POST"]),
@@ -234,6 +347,10 @@ def create_app(state: StandInState) -> Starlette:
         Route("/_standin/users", list_users, methods=["GET"]),
         Route("/_standin/channels", add_channel, methods=["POST"]),
         Route("/_standin/channels", list_channels, methods=["GET"]),
+        Route("/_standin/teams", add_team, methods=["POST"]),
+        Route("/_standin/teams", list_teams, methods=["GET"]),
+        Route("/_standin/teams/{team_id}/uninstall", uninstall, methods=["POST"]),
+        Route(AUTHORIZE_PATH, authorize_endpoint(state), methods=["GET", "POST"]),
         Route("/_standin/calls", list_calls, methods=["GET"]),
         Route("/_standin/views", list_views, methods=["GET"]),
         Route("/_standin/views/{view_id}", get_view, methods=["GET"]),
@@ -244,10 +361,15 @@ def create_app(state: StandInState) -> Starlette:
         Route("/_standin/config", config, methods=["GET", "PUT"]),
         Route("/_standin/clock/advance", advance_clock, methods=["POST"]),
         Route("/_standin/reset", reset, methods=["POST"]),
+        Route("/_standin/triggers", issue_triggers, methods=["POST"]),
         Route("/_standin/act/command", act(act_command), methods=["POST"]),
         Route("/_standin/act/click", act(act_click), methods=["POST"]),
         Route("/_standin/act/submit", act(act_submit), methods=["POST"]),
         Route("/_standin/act/close", act(act_close), methods=["POST"]),
+        Route("/_standin/act/url_verification", act(act_url_verification), methods=["POST"]),
+        Route("/_standin/wait", wait, methods=["GET"]),
+        Route("/", page, methods=["GET"]),
+        Mount("/web", app=StaticFiles(directory=WEB_DIR), name="web"),
     ]
     async def bad_input(request: Request, exc: Exception) -> Response:
         return _bad_request(f"{type(exc).__name__}: {exc}")

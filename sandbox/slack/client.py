@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import httpx
+
+from .state import DEFAULT_BOT_SCOPES
 
 
 class StandInError(Exception):
@@ -61,10 +64,76 @@ class StandInClient:
         return (await self._req("POST", "/users", json=body))["user"]
 
     async def add_channel(self, id: str, name: str, *, is_private: bool = False, bot_is_member: bool = True,
-                          members: list[str] | None = None) -> dict[str, Any]:
+                          members: list[str] | None = None, team_id: str | None = None) -> dict[str, Any]:
         body = {"id": id, "name": name, "is_private": is_private, "bot_is_member": bot_is_member,
                 "members": members}
+        if team_id:
+            body["team_id"] = team_id
         return (await self._req("POST", "/channels", json=body))["channel"]
+
+    # --- workspaces, OAuth install, uninstall ---------------------------------------
+
+    async def add_team(self, team_id: str, domain: str | None = None, name: str | None = None, *,
+                       bot_token: str | None = None, bot_scopes: str | None = None) -> dict[str, Any]:
+        """Register a workspace (not installed unless `bot_token` is given; install it with
+        `install()` or the app's own OAuth flow)."""
+        body = {k: v for k, v in {"team_id": team_id, "domain": domain, "name": name, "bot_token": bot_token,
+                                  "bot_scopes": bot_scopes}.items() if v is not None}
+        return (await self._req("POST", "/teams", json=body))["team"]
+
+    async def teams(self) -> list[dict[str, Any]]:
+        """[{id, name, domain, installed, bot_user_id, bot_id, bot_token, bot_scopes, user_tokens}]"""
+        return (await self._req("GET", "/teams"))["teams"]
+
+    async def team(self, team_id: str) -> dict[str, Any]:
+        return next(t for t in await self.teams() if t["id"] == team_id)
+
+    async def configure_oauth(self, client_id: str | None = None, client_secret: str | None = None,
+                              redirect_uri: str | None = None) -> dict[str, Any]:
+        """The app's client id/secret and its configured Redirect URL."""
+        body = {k: v for k, v in {"oauth_client_id": client_id, "oauth_client_secret": client_secret,
+                                  "oauth_redirect_uri": redirect_uri}.items() if v is not None}
+        return await self.configure(**body)
+
+    async def authorize(self, team_id: str | None = None, client_id: str | None = None,
+                        scope: str = DEFAULT_BOT_SCOPES, state: str = "", redirect_uri: str | None = None, *,
+                        user_scope: str = "", user_id: str | None = None) -> str:
+        """The user presses Allow on /oauth/v2/authorize: returns the redirect Location
+        (`redirect_uri?code=...&state=...`). client_id defaults to the configured one."""
+        if client_id is None:
+            client_id = (await self._req("GET", "/config"))["oauth_client_id"]
+        params = {"client_id": client_id, "scope": scope, "user_scope": user_scope, "state": state}
+        params |= {k: v for k, v in {"redirect_uri": redirect_uri, "team": team_id, "user": user_id}.items() if v}
+        resp = await self._http.get("/oauth/v2/authorize", params=params, headers={"Accept": "application/json"})
+        if resp.status_code != 302:
+            raise StandInError(resp.status_code, resp.json().get("error", resp.text))
+        return resp.headers["location"]
+
+    async def install(self, team_id: str | None = None, scope: str = DEFAULT_BOT_SCOPES, *,
+                      user_scope: str = "", redirect_uri: str | None = None) -> dict[str, Any]:
+        """The whole OAuth dance without an app (authorize, then oauth.v2.access with the
+        configured client credentials): returns the oauth.v2.access answer (access_token, ...)."""
+        config = await self._req("GET", "/config")
+        location = await self.authorize(team_id, config["oauth_client_id"], scope, "standin-install", redirect_uri,
+                                        user_scope=user_scope)
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["code"][0]
+        resp = await self._http.post("/api/oauth.v2.access", data={"code": code, **(
+            {"redirect_uri": redirect_uri} if redirect_uri else {})},
+            auth=(config["oauth_client_id"], config["oauth_client_secret"]))
+        body = resp.json()
+        if not body.get("ok"):
+            raise StandInError(resp.status_code, body.get("error", resp.text))
+        return body
+
+    async def uninstall(self, team_id: str, **overrides: Any) -> dict[str, Any]:
+        """Remove the app from a workspace: its tokens are revoked and the app gets signed
+        `tokens_revoked` + `app_uninstalled` event callbacks. Returns {revoked, deliveries}."""
+        return await self._req("POST", f"/teams/{team_id}/uninstall", json=overrides)
+
+    async def url_verification(self, challenge: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """Slack's Request URL check; the answer's `verified` says whether the app echoed it."""
+        body = {"challenge": challenge, **overrides} if challenge else overrides
+        return await self._req("POST", "/act/url_verification", json=body)
 
     # --- introspection ---------------------------------------------------------------
 
@@ -112,6 +181,11 @@ class StandInClient:
 
     # --- acting as a Slack user ---------------------------------------------------------
 
+    async def issue_triggers(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fresh trigger_ids (and response_urls when asked for), as Slack mints them on an
+        interaction: [{"user_id": ..., "response_url": "command"|"block_actions"|None}]."""
+        return (await self._req("POST", "/triggers", json={"requests": requests}))["triggers"]
+
     async def command(self, user_id: str, text: str = "", *, command: str = "/invoices",
                       channel_id: str | None = None, **overrides: Any) -> dict[str, Any]:
         body = {"user_id": user_id, "command": command, "text": text, **overrides}
@@ -148,7 +222,8 @@ class StandInClient:
         await self._req("DELETE", "/faults")
 
     async def configure(self, **config: Any) -> dict[str, Any]:
-        """channel_rate_limit, clock_speed, app_timeout_s, request_url."""
+        """channel_rate_limit, clock_speed, app_timeout_s, request_url, oauth_client_id,
+        oauth_client_secret, oauth_redirect_uri."""
         return await self._req("PUT", "/config", json=config)
 
     async def advance_clock(self, seconds: float) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import uvicorn
 from .app import create_app
 from .state import StandInState
 
+GRACEFUL_SHUTDOWN_S = 2
+
 
 def _public_url(host: str, port: int) -> str:
     # A wildcard bind is still reached by the app over loopback.
@@ -23,7 +25,9 @@ def serve(host: str, port: int, state: StandInState, *, public_url: str | None =
           log_level: str = "info") -> None:
     """Serve the stand-in until interrupted (used by `python -m sandbox.slack`)."""
     state.public_url = (public_url or _public_url(host, port)).rstrip("/")
-    uvicorn.run(create_app(state), host=host, port=port, log_level=log_level)
+    # Open long-polls from the web page (GET /_standin/wait) must not hold up a shutdown.
+    uvicorn.run(create_app(state), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
 
 
 class ServerThread:
@@ -38,7 +42,8 @@ class ServerThread:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on",
+                                                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"uvicorn:{self.port}", daemon=True)
 

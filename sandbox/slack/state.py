@@ -7,6 +7,8 @@ Starlette handlers are the only writers, so no locking is needed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import itertools
 import secrets
@@ -20,6 +22,9 @@ TRIGGER_TTL_S = 3.0  # Slack: trigger_ids expire after 3 seconds
 RESPONSE_URL_MAX_USES = 5  # Slack: up to 5 responses ...
 RESPONSE_URL_TTL_S = 30 * 60  # ... within 30 minutes
 MAX_VIEW_STACK = 3  # Slack: at most 3 views in a modal stack
+OAUTH_CODE_TTL_S = 10 * 60  # Slack: OAuth authorization codes expire after ten minutes
+# What the configured bot token of the default team (and a team added with a bot_token) may do.
+DEFAULT_BOT_SCOPES = "commands,chat:write,users:read,users:read.email,channels:read,groups:read,im:read"
 
 
 class StandInClock:
@@ -50,6 +55,59 @@ class StandInClock:
 
     def advance(self, seconds: float) -> None:
         self._anchor_value += seconds
+
+
+@dataclass
+class Team:
+    """A workspace and the app's installation in it (bot_token None: not installed)."""
+
+    id: str
+    domain: str
+    name: str
+    bot_user_id: str
+    bot_id: str
+    bot_token: str | None = None
+    bot_scopes: str = ""  # comma-separated, as oauth.v2.access reports them
+    user_tokens: dict[str, str] = field(default_factory=dict)  # user id -> xoxp token (user scopes)
+
+    @property
+    def installed(self) -> bool:
+        return self.bot_token is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "domain": self.domain, "installed": self.installed,
+                "bot_user_id": self.bot_user_id, "bot_id": self.bot_id, "bot_token": self.bot_token,
+                "bot_scopes": self.bot_scopes, "user_tokens": dict(self.user_tokens)}
+
+
+@dataclass
+class Token:
+    """An access token the Web API accepts: which team it acts in, and as whom."""
+
+    token: str
+    team_id: str
+    kind: Literal["bot", "user"]
+    user_id: str  # the bot user (bot tokens) or the user who authorized (user tokens)
+    scopes: str
+    revoked: bool = False
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split(",")
+
+
+@dataclass
+class OAuthCode:
+    """A one-time code from the authorize ("Allow") step, for oauth.v2.access."""
+
+    code: str
+    client_id: str
+    team_id: str
+    user_id: str  # who pressed Allow (authed_user)
+    scope: str
+    user_scope: str
+    redirect_uri: str | None  # as passed to /oauth/v2/authorize; None: the configured one was used
+    issued_at: float  # stand-in clock
+    used: bool = False
 
 
 @dataclass
@@ -89,6 +147,7 @@ class Channel:
     members: list[str] | None = None  # None: every workspace user is a member
     is_im: bool = False
     im_user: str | None = None  # DM channels: the human on the other side
+    team_id: str | None = None  # None: the default team (filled in by StandInState.add_channel)
 
     def has_member(self, user_id: str) -> bool:
         return self.members is None or user_id in self.members
@@ -131,15 +190,16 @@ class Message:
 
     def to_slack(self, state: StandInState) -> dict[str, Any]:
         """The `message` object as Slack embeds it in block_actions payloads."""
+        team = state.team_of_channel(self.channel)
         msg: dict[str, Any] = {
             "type": "message",
             "text": self.text,
             "ts": self.ts,
-            "team": state.team_id,
+            "team": team.id,
             "blocks": copy.deepcopy(self.blocks),
         }
         if self.bot_posted:
-            msg |= {"subtype": "bot_message", "bot_id": state.bot_id, "user": state.bot_user_id,
+            msg |= {"subtype": "bot_message", "bot_id": team.bot_id, "user": team.bot_user_id,
                     "app_id": state.api_app_id}
         if self.thread_ts:
             msg["thread_ts"] = self.thread_ts
@@ -171,9 +231,10 @@ class View:
     def to_api(self, state: StandInState) -> dict[str, Any]:
         """The view object as Slack returns/sends it (views.* responses, payloads)."""
         d = self.definition
+        team = state.team_of_user(self.user_id)
         view: dict[str, Any] = {
             "id": self.id,
-            "team_id": state.team_id,
+            "team_id": team.id,
             "type": d.get("type", "modal"),
             "blocks": copy.deepcopy(d.get("blocks", [])),
             "private_metadata": d.get("private_metadata", ""),
@@ -189,8 +250,8 @@ class View:
             "root_view_id": self.root_view_id or self.id,
             "app_id": state.api_app_id,
             "external_id": d.get("external_id", ""),
-            "app_installed_team_id": state.team_id,
-            "bot_id": state.bot_id,
+            "app_installed_team_id": team.id,
+            "bot_id": team.bot_id,
         }
         return view
 
@@ -249,6 +310,7 @@ class RecordedCall:
     monotonic: float
     wall_time: float
     standin_time: float
+    team_id: str | None = None  # the team the call acted in (its token's); None when unauthenticated
 
 
 @dataclass
@@ -328,23 +390,39 @@ class StandInState:
         bot_id: str = "B0BOT",
         verification_token: str = "standin-verification-token",
         public_url: str = "http://127.0.0.1:8310",
+        bot_scopes: str = DEFAULT_BOT_SCOPES,
+        oauth_client_id: str = "standin-client-id",
+        oauth_client_secret: str = "standin-client-secret",
+        oauth_redirect_uri: str | None = None,
     ) -> None:
-        self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.request_url = request_url
-        self.team_id = team_id
-        self.team_domain = team_domain
+        self.team_id = team_id  # the default team: users/channels without a team_id belong to it
         self.api_app_id = api_app_id
-        self.bot_user_id = bot_user_id
+        self.bot_user_id = bot_user_id  # the default team's bot; other teams have their own
         self.bot_id = bot_id
         self.verification_token = verification_token
         self.public_url = public_url.rstrip("/")  # base of response_urls handed to the app
+        # The app's OAuth credentials and its configured Redirect URL (like on api.slack.com).
+        self.oauth_client_id = oauth_client_id
+        self.oauth_client_secret = oauth_client_secret
+        self.oauth_redirect_uri = oauth_redirect_uri
         self.clock = StandInClock()
         self.config = StandInConfig()
+        # Workspaces; the default one has the app installed with the configured bot token.
+        self.teams: dict[str, Team] = {}
+        self.tokens: dict[str, Token] = {}  # every token ever issued (revoked ones stay, marked)
+        self._seed_teams: dict[str, Team] = {}
+        self.add_team(team_id, team_domain, bot_token=bot_token, bot_scopes=bot_scopes, seed=True,
+                      bot_user_id=bot_user_id, bot_id=bot_id)
         self._seed_users: dict[str, User] = {}
         self._seed_channels: dict[str, Channel] = {}
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
+        # Bumped on every change (never reset), so a watcher (the web page's long-poll)
+        # can ask "anything new since version N?".
+        self.version = 0
+        self._watchers: set[asyncio.Future[int]] = set()
         self._clear_activity()
 
     def _clear_activity(self) -> None:
@@ -357,6 +435,7 @@ class StandInState:
         self.deliveries: list[dict[str, Any]] = []  # requests "Slack" sent to the app
         self.faults: dict[str, Fault] = {}
         self.last_post_by_channel: dict[str, float] = {}
+        self.oauth_codes: dict[str, OAuthCode] = {}
         self._seq = itertools.count(1)
         self._ts_seq = itertools.count(1)
 
@@ -389,27 +468,159 @@ class StandInState:
         return state
 
     def add_user(self, user: User, *, seed: bool = False) -> None:
+        self.ensure_team(user.team_id)
         self.users[user.id] = user
         if seed:
             self._seed_users[user.id] = copy.deepcopy(user)
 
     def add_channel(self, channel: Channel, *, seed: bool = False) -> None:
+        if channel.team_id is None:
+            channel.team_id = self.team_id
+        self.ensure_team(channel.team_id)
         self.channels[channel.id] = channel
         if seed:
             self._seed_channels[channel.id] = copy.deepcopy(channel)
 
     def reset(self) -> None:
         """Back to the seeded directory with no activity, default config and clock."""
+        self.teams = copy.deepcopy(self._seed_teams)
+        self.tokens = {}
+        for team in self.teams.values():
+            self._register_team_tokens(team)
         self.users = copy.deepcopy(self._seed_users)
         self.channels = copy.deepcopy(self._seed_channels)
         self.clock = StandInClock()
         self.config = StandInConfig()
         self._clear_activity()
 
+    # --- teams, tokens & installations ------------------------------------------
+
+    @property
+    def bot_token(self) -> str | None:
+        """The default team's current bot token (None once the app is uninstalled there)."""
+        return self.teams[self.team_id].bot_token
+
+    @property
+    def team_domain(self) -> str:
+        return self.teams[self.team_id].domain
+
+    def add_team(
+        self, team_id: str, domain: str | None = None, name: str | None = None, *,
+        bot_token: str | None = None, bot_scopes: str | None = None, bot_user_id: str | None = None,
+        bot_id: str | None = None, seed: bool = False,
+    ) -> Team:
+        """Register a workspace (again: updates name/domain). With `bot_token` the app
+        counts as installed there with that token; otherwise install it through OAuth."""
+        team = self.teams.get(team_id)
+        if team is None:
+            suffix = team_id[1:] if team_id.startswith("T") else team_id
+            team = Team(id=team_id, domain=domain or team_id.lower(), name=name or "",
+                        bot_user_id=bot_user_id or f"U0BOT{suffix}", bot_id=bot_id or f"B0BOT{suffix}")
+            self.teams[team_id] = team
+        if domain:
+            team.domain = domain
+        team.name = name or team.name or team.domain.title()
+        if bot_token:
+            self._set_bot_token(team, bot_token, bot_scopes or DEFAULT_BOT_SCOPES)
+        if seed:
+            self._seed_teams[team_id] = copy.deepcopy(team)
+        return team
+
+    def ensure_team(self, team_id: str) -> Team:
+        return self.teams.get(team_id) or self.add_team(team_id)
+
+    def team(self, team_id: str | None = None) -> Team:
+        """A registered team (the default team for None); KeyError if unknown."""
+        return self.teams[team_id or self.team_id]
+
+    def team_of_user(self, user_id: str | None) -> Team:
+        user = self.users.get(user_id or "")
+        return self.teams.get(user.team_id, self.teams[self.team_id]) if user else self.teams[self.team_id]
+
+    def team_of_channel(self, channel_id: str | None) -> Team:
+        channel = self.channels.get(channel_id or "")
+        team_id = channel.team_id if channel and channel.team_id else self.team_id
+        return self.teams.get(team_id, self.teams[self.team_id])
+
+    def _register_team_tokens(self, team: Team) -> None:
+        # Seeded teams only ever hold a configured bot token (user tokens come from OAuth).
+        if team.bot_token:
+            self.tokens[team.bot_token] = Token(team.bot_token, team.id, "bot", team.bot_user_id, team.bot_scopes)
+
+    def _set_bot_token(self, team: Team, token: str, scopes: str) -> None:
+        if team.bot_token and team.bot_token in self.tokens:
+            self.tokens[team.bot_token].revoked = True  # replaced: the old token stops working
+        team.bot_token, team.bot_scopes = token, scopes
+        self.tokens[token] = Token(token, team.id, "bot", team.bot_user_id, scopes)
+
+    def issue_oauth_code(self, *, client_id: str, team_id: str, user_id: str, scope: str, user_scope: str,
+                         redirect_uri: str | None) -> OAuthCode:
+        code = f"{team_id}.{self.next_seq()}.{secrets.token_hex(16)}"
+        self.oauth_codes[code] = OAuthCode(code, client_id, team_id, user_id, scope, user_scope, redirect_uri,
+                                           self.clock.now())
+        return self.oauth_codes[code]
+
+    def install(self, grant: OAuthCode) -> tuple[Token | None, Token | None]:
+        """The app gets installed (again) in a team: a NEW bot token replaces any previous
+        one; user scopes get the authorizing user a user token. Returns (bot, user) tokens."""
+        team = self.teams[grant.team_id]
+        bot = user = None
+        if grant.scope:
+            self._set_bot_token(team, f"xoxb-{team.id}-{secrets.token_hex(12)}", grant.scope)
+            bot = self.tokens[team.bot_token]  # type: ignore[index]
+        if grant.user_scope:
+            previous = team.user_tokens.get(grant.user_id)
+            if previous in self.tokens:
+                self.tokens[previous].revoked = True  # type: ignore[index]
+            token = f"xoxp-{team.id}-{secrets.token_hex(12)}"
+            team.user_tokens[grant.user_id] = token
+            user = self.tokens[token] = Token(token, team.id, "user", grant.user_id, grant.user_scope)
+        return bot, user
+
+    def uninstall(self, team_id: str) -> dict[str, list[str]]:
+        """Revoke every token of the app in a team. Returns what tokens_revoked reports:
+        {"oauth": [user ids with user tokens], "bot": [bot user id]}."""
+        team = self.teams[team_id]
+        revoked: dict[str, list[str]] = {"oauth": sorted(team.user_tokens), "bot": []}
+        if team.bot_token:
+            revoked["bot"].append(team.bot_user_id)
+        for token in [team.bot_token, *team.user_tokens.values()]:
+            if token in self.tokens:
+                self.tokens[token].revoked = True  # type: ignore[index]
+        team.bot_token, team.bot_scopes, team.user_tokens = None, "", {}
+        return revoked
+
     # --- ids ------------------------------------------------------------------
 
     def next_seq(self) -> int:
+        self.changed()
         return next(self._seq)
+
+    # --- change notification ------------------------------------------------------
+
+    def changed(self) -> None:
+        """Something a person could see may have changed: wake the watchers."""
+        self.version += 1
+        watchers, self._watchers = self._watchers, set()
+        for watcher in watchers:
+            if not watcher.done():
+                with contextlib.suppress(RuntimeError):  # its event loop is gone
+                    watcher.set_result(self.version)
+
+    async def wait_for_change(self, since: int, timeout: float) -> int:
+        """The current version once it is past `since`, or after `timeout` seconds. A `since`
+        from the future (the stand-in restarted) is answered at once."""
+        if self.version != since:
+            return self.version
+        watcher: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._watchers.add(watcher)
+        try:
+            await asyncio.wait_for(asyncio.shield(watcher), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._watchers.discard(watcher)
+        return self.version
 
     def new_ts(self) -> str:
         # Slack ts: "<unix seconds>.<6 digits>", unique per message.
@@ -428,19 +639,25 @@ class StandInState:
         cid = "D" + (user_id[1:] if user_id.startswith("U") else user_id)
         if cid not in self.channels:
             self.channels[cid] = Channel(cid, "directmessage", is_private=True, bot_is_member=True,
-                                         members=[user_id], is_im=True, im_user=user_id)
+                                         members=[user_id], is_im=True, im_user=user_id,
+                                         team_id=self.team_of_user(user_id).id)
         return self.channels[cid]
 
-    def resolve_channel(self, ref: str | None) -> Channel | None:
-        """Channel by id, `#name`/name, or user id (-> DM)."""
+    def resolve_channel(self, ref: str | None, team_id: str | None = None) -> Channel | None:
+        """Channel by id, `#name`/name, or user id (-> DM); with `team_id`, only that
+        team's channels and users (what a token of that team can see)."""
         if not ref:
             return None
         if ref in self.channels:
-            return self.channels[ref]
+            channel = self.channels[ref]
+            return channel if team_id is None or channel.team_id == team_id else None
         if ref in self.users:
+            if team_id is not None and self.users[ref].team_id != team_id:
+                return None
             return self.dm_channel_for(ref)
         name = ref.removeprefix("#")
-        return next((c for c in self.channels.values() if c.name == name and not c.is_im), None)
+        return next((c for c in self.channels.values()
+                     if c.name == name and not c.is_im and (team_id is None or c.team_id == team_id)), None)
 
     # --- triggers & response URLs ----------------------------------------------
 
@@ -454,7 +671,7 @@ class StandInState:
         self, user_id: str, channel_id: str, origin: Literal["command", "block_actions"],
         message_id: str | None = None,
     ) -> str:
-        token = f"{self.team_id}-{self.next_seq()}-{secrets.token_hex(12)}"
+        token = f"{self.team_of_user(user_id).id}-{self.next_seq()}-{secrets.token_hex(12)}"
         self.response_urls[token] = ResponseUrl(token, user_id, channel_id, origin, self.clock.now(), message_id)
         return f"{self.public_url}/response/{token}"
 
@@ -507,12 +724,19 @@ class StandInState:
         view.hash = self.new_view_hash()
         view.errors = None
 
-    def find_view(self, *, view_id: str | None = None, external_id: str | None = None) -> View | None:
+    def find_view(self, *, view_id: str | None = None, external_id: str | None = None,
+                  team_id: str | None = None) -> View | None:
+        """A view by id or (open views only) external_id; with `team_id`, only that team's."""
         if view_id:
-            return self.views.get(view_id)
-        if external_id:
-            return next((v for v in self.views.values() if v.is_open and v.external_id == external_id), None)
-        return None
+            view = self.views.get(view_id)
+        elif external_id:
+            view = next((v for v in self.views.values() if v.is_open and v.external_id == external_id
+                         and (team_id is None or self.team_of_user(v.user_id).id == team_id)), None)
+        else:
+            view = None
+        if view is not None and team_id is not None and self.team_of_user(view.user_id).id != team_id:
+            return None
+        return view
 
     def top_view(self, user_id: str) -> View | None:
         stack = self.view_stacks.get(user_id) or []

@@ -1,8 +1,10 @@
 """Slack Web API methods as the stand-in implements them.
 
-Each method takes the parsed params and returns the success body or raises
-`SlackApiFailure` with the error code Slack would use. Auth, faults, rate
-limits and recording are handled once in `call_method`.
+Each method takes the parsed params and the caller's token (which decides the
+team: a token only sees its own workspace) and returns the success body or raises
+`SlackApiFailure` with the error code Slack would use. Auth, scopes, faults, rate
+limits and recording are handled once in `call_method`. `oauth.v2.access` takes
+client credentials instead of a token.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .limits import validate_message, validate_view
-from .state import MAX_VIEW_STACK, TRIGGER_TTL_S, Channel, RecordedCall, StandInState, View, assign_block_ids
+from .state import (
+    MAX_VIEW_STACK,
+    OAUTH_CODE_TTL_S,
+    TRIGGER_TTL_S,
+    Channel,
+    RecordedCall,
+    StandInState,
+    Token,
+    View,
+    assign_block_ids,
+)
 
 
 class SlackApiFailure(Exception):
@@ -31,6 +43,7 @@ class ApiResult:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    team_id: str | None = None  # the team the call acted in (recorded with the call)
 
 
 # --- param helpers ---------------------------------------------------------------
@@ -48,8 +61,8 @@ def _json_param(params: dict[str, Any], key: str, format_error: str) -> Any:
     return value
 
 
-def _require_channel(state: StandInState, params: dict[str, Any]) -> Channel:
-    channel = state.resolve_channel(params.get("channel"))
+def _require_channel(state: StandInState, params: dict[str, Any], tok: Token) -> Channel:
+    channel = state.resolve_channel(params.get("channel"), team_id=tok.team_id)
     if channel is None:
         raise SlackApiFailure("channel_not_found")
     return channel
@@ -75,35 +88,46 @@ def _message_content(params: dict[str, Any], *, require: bool) -> tuple[str, lis
 # --- methods ----------------------------------------------------------------------
 
 
-def auth_test(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "url": f"https://{state.team_domain}.slack.com/",
-        "team": state.team_domain.title(),
-        "user": "invoicebot",
-        "team_id": state.team_id,
-        "user_id": state.bot_user_id,
-        "bot_id": state.bot_id,
-        "is_enterprise_install": False,
+def auth_test(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    team = state.team(tok.team_id)
+    user = state.users.get(tok.user_id)
+    body: dict[str, Any] = {
+        "url": f"https://{team.domain}.slack.com/",
+        "team": team.name,
+        "user": "invoicebot" if tok.kind == "bot" else (user.name if user else tok.user_id),
+        "team_id": team.id,
+        "user_id": tok.user_id,
     }
+    if tok.kind == "bot":
+        body["bot_id"] = team.bot_id
+    return body | {"is_enterprise_install": False}
 
 
-def users_info(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    user = state.users.get(params.get("user") or "")
-    if user is None:
+def _user_of_team(state: StandInState, user_id: str | None, tok: Token) -> Any:
+    """A user the token's team can see (users of other workspaces do not exist for it)."""
+    user = state.users.get(user_id or "")
+    if user is None or user.team_id != tok.team_id:
         raise SlackApiFailure("user_not_found")
-    return {"user": user.to_api()}
+    return user
 
 
-def conversations_info(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    channel = _require_channel(state, params)
+def users_info(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    user = _user_of_team(state, params.get("user"), tok).to_api()
+    if not tok.has_scope("users:read.email"):  # Slack leaves the email out without this scope
+        user["profile"].pop("email", None)
+    return {"user": user}
+
+
+def conversations_info(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    channel = _require_channel(state, params, tok)
     # A private channel the bot is not in is invisible to it.
     if channel.is_private and not channel.bot_is_member:
         raise SlackApiFailure("channel_not_found")
     return {"channel": channel.to_api()}
 
 
-def chat_post_message(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    channel = _require_channel(state, params)
+def chat_post_message(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    channel = _require_channel(state, params, tok)
     if channel.is_private and not channel.bot_is_member:
         raise SlackApiFailure("not_in_channel")
     text, blocks = _message_content(params, require=True)
@@ -115,11 +139,9 @@ def chat_post_message(state: StandInState, params: dict[str, Any]) -> dict[str, 
     return {"channel": channel.id, "ts": msg.ts, "message": msg.to_slack(state)}
 
 
-def chat_post_ephemeral(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    channel = _require_channel(state, params)
-    user = state.users.get(params.get("user") or "")
-    if user is None:
-        raise SlackApiFailure("user_not_found")
+def chat_post_ephemeral(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    channel = _require_channel(state, params, tok)
+    user = _user_of_team(state, params.get("user"), tok)
     if channel.is_private and not channel.bot_is_member:
         raise SlackApiFailure("not_in_channel")
     if not channel.has_member(user.id):
@@ -132,8 +154,8 @@ def chat_post_ephemeral(state: StandInState, params: dict[str, Any]) -> dict[str
     return {"message_ts": msg.ts}
 
 
-def chat_update(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
-    channel = _require_channel(state, params)
+def chat_update(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    channel = _require_channel(state, params, tok)
     msg = next(
         (m for m in state.messages if m.ts == params.get("ts") and m.channel == channel.id and not m.deleted),
         None,
@@ -151,12 +173,12 @@ def chat_update(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
     return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": msg.to_slack(state)}
 
 
-def _consume_trigger(state: StandInState, trigger_id: str | None) -> str:
+def _consume_trigger(state: StandInState, trigger_id: str | None, tok: Token) -> str:
     """Validate a trigger_id and mark it used; returns the user it belongs to."""
     if not trigger_id:
         raise SlackApiFailure("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
     trigger = state.triggers.get(trigger_id)
-    if trigger is None:
+    if trigger is None or state.team_of_user(trigger.user_id).id != tok.team_id:
         raise SlackApiFailure("invalid_trigger_id")
     if trigger.used:
         raise SlackApiFailure("trigger_exchanged")
@@ -178,47 +200,87 @@ def _view_param(params: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _check_external_id_free(state: StandInState, view: dict[str, Any], exclude: View | None = None) -> None:
+def _check_external_id_free(state: StandInState, view: dict[str, Any], tok: Token,
+                            exclude: View | None = None) -> None:
     ext = view.get("external_id")
-    if ext and any(v.is_open and v.external_id == ext and v is not exclude for v in state.views.values()):
+    if ext and state.find_view(external_id=ext, team_id=tok.team_id) not in (None, exclude):
         raise SlackApiFailure("duplicate_external_id")
 
 
-def views_open(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+def views_open(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
     view_def = _view_param(params)
-    _check_external_id_free(state, view_def)
-    user_id = _consume_trigger(state, params.get("trigger_id"))
+    _check_external_id_free(state, view_def, tok)
+    user_id = _consume_trigger(state, params.get("trigger_id"), tok)
     view = state.open_view(user_id, view_def)
     return {"view": view.to_api(state)}
 
 
-def views_push(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+def views_push(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
     view_def = _view_param(params)
-    _check_external_id_free(state, view_def)
+    _check_external_id_free(state, view_def, tok)
     trigger = state.triggers.get(params.get("trigger_id") or "")
     if trigger and len(state.view_stacks.get(trigger.user_id) or []) >= MAX_VIEW_STACK:
         raise SlackApiFailure("push_limit_reached")
-    user_id = _consume_trigger(state, params.get("trigger_id"))
+    user_id = _consume_trigger(state, params.get("trigger_id"), tok)
     # Lenient: with no modal open, push behaves like open.
     view = state.open_view(user_id, view_def, push=bool(state.view_stacks.get(user_id)))
     return {"view": view.to_api(state)}
 
 
-def views_update(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+def views_update(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
     if not params.get("view_id") and not params.get("external_id"):
         raise SlackApiFailure("invalid_arguments", ["[ERROR] one of view_id or external_id is required"])
     view_def = _view_param(params)
-    view = state.find_view(view_id=params.get("view_id"), external_id=params.get("external_id"))
+    view = state.find_view(view_id=params.get("view_id"), external_id=params.get("external_id"),
+                           team_id=tok.team_id)
     if view is None or not view.is_open:
         raise SlackApiFailure("not_found")
     if params.get("hash") and params["hash"] != view.hash:
         raise SlackApiFailure("hash_conflict")
-    _check_external_id_free(state, view_def, exclude=view)
+    _check_external_id_free(state, view_def, tok, exclude=view)
     state.update_view(view, view_def)
     return {"view": view.to_api(state)}
 
 
-METHODS: dict[str, Callable[[StandInState, dict[str, Any]], dict[str, Any]]] = {
+def oauth_v2_access(state: StandInState, params: dict[str, Any]) -> dict[str, Any]:
+    """Exchange an authorize-step code for tokens (client credentials as form params or
+    HTTP Basic auth, which the HTTP layer turns into client_id/client_secret params)."""
+    if not params.get("client_id") or params["client_id"] != state.oauth_client_id:
+        raise SlackApiFailure("invalid_client_id")
+    if params.get("client_secret") != state.oauth_client_secret:
+        raise SlackApiFailure("bad_client_secret")
+    if params.get("grant_type") not in (None, "", "authorization_code"):
+        raise SlackApiFailure("invalid_grant_type")  # token rotation is not modelled
+    grant = state.oauth_codes.get(params.get("code") or "")
+    if (grant is None or grant.used or grant.client_id != params["client_id"]
+            or state.clock.now() - grant.issued_at > OAUTH_CODE_TTL_S):
+        raise SlackApiFailure("invalid_code")
+    # redirect_uri must match the one sent to the authorize step (if one was sent).
+    sent = params.get("redirect_uri") or None
+    if grant.redirect_uri is not None and sent != grant.redirect_uri:
+        raise SlackApiFailure("bad_redirect_uri")
+    if grant.redirect_uri is None and sent is not None and sent != state.oauth_redirect_uri:
+        raise SlackApiFailure("bad_redirect_uri")
+    grant.used = True
+    team = state.team(grant.team_id)
+    bot, user = state.install(grant)
+    body: dict[str, Any] = {}
+    if bot is not None:
+        body |= {"access_token": bot.token, "token_type": "bot", "scope": bot.scopes,
+                 "bot_user_id": team.bot_user_id}
+    authed_user: dict[str, Any] = {"id": grant.user_id}
+    if user is not None:
+        authed_user |= {"scope": user.scopes, "access_token": user.token, "token_type": "user"}
+    return body | {
+        "app_id": state.api_app_id,
+        "team": {"id": team.id, "name": team.name},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "authed_user": authed_user,
+    }
+
+
+METHODS: dict[str, Callable[[StandInState, dict[str, Any], Token], dict[str, Any]]] = {
     "auth.test": auth_test,
     "users.info": users_info,
     "conversations.info": conversations_info,
@@ -228,6 +290,20 @@ METHODS: dict[str, Callable[[StandInState, dict[str, Any]], dict[str, Any]]] = {
     "views.open": views_open,
     "views.push": views_push,
     "views.update": views_update,
+}
+
+# Methods called with client credentials instead of a token.
+NO_TOKEN_METHODS: dict[str, Callable[[StandInState, dict[str, Any]], dict[str, Any]]] = {
+    "oauth.v2.access": oauth_v2_access,
+}
+
+# Scopes a token needs per method (any one of them); views.* need none.
+REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
+    "users.info": ("users:read",),
+    "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
+    "chat.postMessage": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "chat.update": ("chat:write",),
 }
 
 
@@ -281,13 +357,16 @@ def _take_fault(state: StandInState, method: str) -> ApiResult | None:
 
 
 def call_method(state: StandInState, method: str, params: dict[str, Any], token: str | None) -> ApiResult:
-    """Run one Web API call the way Slack would, and record it."""
+    """Run one Web API call the way Slack would, and record it (with the team it acted in)."""
     result = _dispatch(state, method, params, token)
-    record_call(state, method, params, result.status, result.body)
+    if "client_secret" in params:
+        params = {**params, "client_secret": "(redacted)"}
+    record_call(state, method, params, result.status, result.body, team_id=result.team_id)
     return result
 
 
-def record_call(state: StandInState, method: str, params: dict[str, Any], status: int, body: dict[str, Any]) -> None:
+def record_call(state: StandInState, method: str, params: dict[str, Any], status: int, body: dict[str, Any],
+                *, team_id: str | None = None) -> None:
     """Record a call, accepted or rejected, with both clocks and the stand-in time."""
     state.calls.append(
         RecordedCall(
@@ -301,23 +380,44 @@ def record_call(state: StandInState, method: str, params: dict[str, Any], status
             monotonic=time.monotonic(),
             wall_time=time.time(),
             standin_time=state.clock.now(),
+            team_id=team_id,
         )
     )
 
 
 def _dispatch(state: StandInState, method: str, params: dict[str, Any], token: str | None) -> ApiResult:
+    if method in NO_TOKEN_METHODS:
+        result = _call_or_fault(state, method, lambda: NO_TOKEN_METHODS[method](state, params))
+        if result.body.get("ok") and isinstance(result.body.get("team"), dict):
+            result.team_id = result.body["team"]["id"]  # the team the app just got installed in
+        return result
     handler = METHODS.get(method)
     if handler is None:
         return ApiResult(200, {"ok": False, "error": "unknown_method"})
     if not token:
         return ApiResult(200, {"ok": False, "error": "not_authed"})
-    if token != state.bot_token:
+    tok = state.tokens.get(token)
+    if tok is None:
         return ApiResult(200, {"ok": False, "error": "invalid_auth"})
+    if tok.revoked:
+        return ApiResult(200, {"ok": False, "error": "token_revoked"}, team_id=tok.team_id)
+    needed = REQUIRED_SCOPES.get(method)
+    if needed and not any(tok.has_scope(s) for s in needed):
+        return ApiResult(200, {"ok": False, "error": "missing_scope", "needed": needed[0], "provided": tok.scopes},
+                         {"X-OAuth-Scopes": tok.scopes}, tok.team_id)
+    result = _call_or_fault(state, method, lambda: handler(state, params, tok))
+    result.team_id = tok.team_id
+    result.headers.setdefault("X-OAuth-Scopes", tok.scopes)
+    return result
+
+
+def _call_or_fault(state: StandInState, method: str, call: Callable[[], dict[str, Any]]) -> ApiResult:
+    """An injected fault, else the method itself."""
     fault = _take_fault(state, method)
     if fault is not None:
         return fault
     try:
-        return ApiResult(200, {"ok": True, **handler(state, params)})
+        return ApiResult(200, {"ok": True, **call()})
     except RateLimited as exc:
         return _rate_limited_result(state, exc.retry_after_s)
     except SlackApiFailure as exc:

@@ -1,9 +1,9 @@
 """The Pay Now modal's submission: validate, charge, record, show the result.
 
 Slack waits 3 seconds for the answer to a submission, and field errors can only be given
-in that answer. So the whole job (fresh checks, charge, record) gets a budget: finished
-in time, its result *is* the answer; otherwise the modal says "working on it" and the
-result follows through views.update.
+in that answer. So the checks come first and get the budget to themselves; the charge
+uses what is left. Finished in time, the result *is* the answer; otherwise the modal says
+"working on it" and the result follows through views.update.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -22,7 +21,7 @@ from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form
 from bot.errors import FieldProblem
 from handlers.common import explanation_for
 from handlers.requests import SubmitRequest
-from storage.models import PaymentStatus
+from storage.models import Payment, PaymentStatus
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -35,16 +34,14 @@ ACK_BUDGET_SECONDS = 2.2
 # be overwritten by it. Results that follow an interim answer wait at least this long.
 SETTLE_SECONDS = 1.0
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    view: dict[str, Any] | None = None
-    problem: FieldProblem | None = None
+WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the invoice and charging your payment "
+           "method. This can take a few seconds; keep this window open to see the result.")
 
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.view(CALLBACK_ID)
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        started = time.monotonic()
         try:
             request = SubmitRequest.parse(body)
             pay_session = await services.payments.session(request.submission())
@@ -57,49 +54,76 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
 
-        work = services.track(_pay(services, request))
-        done, _ = await asyncio.wait({work}, timeout=ACK_BUDGET_SECONDS)
-        if done:
-            outcome = work.result()
-            if outcome.problem is not None:
-                await ack(response_action="errors", errors={outcome.problem.field: outcome.problem.message})
-            else:
-                await ack(response_action="update", view=outcome.view)
+        # 1. Fresh checks and the payment row.
+        checks = services.track(services.payments.submit(request.submission()))
+        if not (await asyncio.wait({checks}, timeout=_left(started)))[0]:
+            await ack(response_action="update", view=message_view(*WORKING))
+            await _finish_late(services, client, request, checks, answered=time.monotonic())
+            return
+        try:
+            payment = checks.result()
+        except FieldProblem as problem:
+            await ack(response_action="errors", errors={problem.field: problem.message})
+            return
+        except Exception as exc:  # noqa: BLE001
+            explanation = explanation_for(exc)
+            await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
 
-        await ack(response_action="update", view=message_view(
-            "Working on your payment", ":hourglass_flowing_sand: Checking the invoice and charging your payment "
-            "method. This can take a few seconds; keep this window open to see the result."))
+        # 2. The charge, with what is left of the budget.
+        charge = services.track(_charge(services, request, payment))
+        if (await asyncio.wait({charge}, timeout=_left(started)))[0]:
+            await ack(response_action="update", view=charge.result())
+            return
+        await ack(response_action="update", view=message_view(*WORKING))
         answered = time.monotonic()
-        outcome = await work
-        if outcome.problem is not None:
-            outcome = Outcome(view=await _form(services, request, f":warning: {outcome.problem.message}"))
-        await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
-        await _update(client, request.view_id, outcome.view or {})
+        view = await charge
+        await _settle(answered)
+        await _update(client, request.view_id, view)
 
 
-async def _pay(services: Services, request: SubmitRequest) -> Outcome:
-    """Everything after the quick checks; never raises."""
+def _left(started: float) -> float:
+    return max(0.05, ACK_BUDGET_SECONDS - (time.monotonic() - started))
+
+
+async def _settle(answered: float) -> None:
+    await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
+
+
+async def _finish_late(services: Services, client: AsyncWebClient, request: SubmitRequest,
+                       checks: asyncio.Task[Payment], *, answered: float) -> None:
+    """The checks outlasted Slack's patience: carry on, and show the result by views.update."""
     try:
-        payment = await services.payments.submit(request.submission())
+        payment = await checks
+    except FieldProblem as problem:
+        view = await _form(services, request, f":warning: {problem.message}")
+    except Exception as exc:  # noqa: BLE001
+        explanation = explanation_for(exc)
+        view = message_view(explanation.title, explanation.text)
+    else:
+        view = await services.track(_charge(services, request, payment))
+    await _settle(answered)
+    await _update(client, request.view_id, view)
+
+
+async def _charge(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
+    """Charge and record a validated payment; the view that shows how it ended. Never raises."""
+    try:
         if payment.submission_key != f"{request.view_id}:{request.view_hash}" or \
                 payment.status != PaymentStatus.CREATED:
-            return Outcome(view=payment_view(payment))  # a repeat: show where the first one stands
+            return payment_view(payment)  # a repeat: show where the first one stands
         payment = await services.processor.advance(payment.id)
         await services.audit.record("payment_result", payment.status, team_id=payment.team_id,
                                     user_id=payment.user_id, invoice_id=payment.invoice_id,
                                     billing_profile_id=payment.billing_profile_id, payment_id=payment.id,
                                     method=payment.method_label, reason=payment.failure_message or "")
-    except FieldProblem as problem:
-        return Outcome(problem=problem)
     except Exception as exc:  # noqa: BLE001
         explanation = explanation_for(exc)
-        return Outcome(view=message_view(explanation.title, explanation.text))
+        return message_view(explanation.title, explanation.text)
     if payment.status == PaymentStatus.FAILED:
         # Declined (or never started): the form again, so another method can be chosen.
-        return Outcome(view=await _form(services, request, decline_notice(payment),
-                                        method_id=payment.payment_method_id))
-    return Outcome(view=payment_view(payment))
+        return await _form(services, request, decline_notice(payment), method_id=payment.payment_method_id)
+    return payment_view(payment)
 
 
 async def _form(services: Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:

@@ -237,3 +237,33 @@ async def test_filters_overdue_profile_and_invoice_number_and_help(world: World)
 
     help_text = texts((await user.command("help"))["blocks"])
     assert "/invoices overdue" in help_text
+
+
+async def test_a_card_added_on_stripe_s_page_is_announced_and_offered(world: World) -> None:
+    profile = await world.profile(cards=("visa",))
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "64.00")
+    user = SlackUser(world.slack, person.user_id)
+    modal = await user.pay_now(await user.command(), invoice["id"])
+    add = next(e for b in modal["view"]["blocks"] if b["type"] == "actions" for e in b["elements"]
+               if e["action_id"] == "add_card")
+    assert add["url"].startswith(world.stack.stripe_url)  # Stripe's own page, not ours, not Slack
+
+    import httpx  # the person's browser, on the hosted page
+
+    async with httpx.AsyncClient() as browser:
+        saved = await browser.post(add["url"], data={"number": "5555 5555 5555 4444", "exp": "08/31", "cvc": "123",
+                                                      "name": "Fiona Finance"})
+        assert saved.status_code in (200, 303), saved.text
+        if saved.status_code == 303:
+            assert saved.headers["location"].startswith(f"{world.stack.app_url}/card-saved")
+
+    # The webhook tells the person, and the open modal now offers the new card.
+    dm = await world.slack.wait_for_call(
+        "chat.postMessage", lambda c: c["ok"] and c["params"].get("channel") == person.user_id, timeout=15)
+    assert "new card is saved" in dm["params"]["text"]
+    refreshed = await user.wait_view(modal["id"], lambda v: "Mastercard •••• 4444, expires 08/31" in texts(v["view"]["blocks"]))
+    done = await user.pay(refreshed, method=next(
+        o["value"] for b in refreshed["view"]["blocks"] if b.get("block_id") == "method"
+        for o in b["element"]["options"] if "4444" in o["text"]["text"]))
+    assert "Mastercard •••• 4444" in texts(done["view"]["blocks"])

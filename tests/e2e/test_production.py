@@ -42,3 +42,36 @@ async def test_a_burst_of_200_notifications_into_one_channel_arrives_complete_in
         await world.slack.configure(channel_rate_limit=False, clock_speed=1.0)
         workers.stop()
         stack.start_app()
+
+
+async def test_sigterm_finishes_the_payment_in_flight_before_exiting(world: World) -> None:
+    from tests.e2e.slack_user import SlackUser
+    from tests.e2e.test_payment_safety import eventually, exactly_once
+
+    profile = await world.profile()
+    invoice = await world.invoice(profile, "88.00")
+    person = await world.person([profile])
+    user = SlackUser(world.slack, person.user_id)
+    modal = await user.pay_now(await user.command(), invoice["id"])
+    stack = world.stack
+    stack.processes["app"].stop()
+    server = stack.start_app(name="draining")
+    try:
+        await world.stripe_fault(r"^/v1/payment_intents/[^/]+/confirm$", "delay", delay_seconds=4)
+        result = await user.submit(modal)
+        assert result["status"] == 200  # answered "working on it" while Stripe takes its time
+
+        async def confirming() -> None:
+            assert await world.intents(profile.customer_id)
+        await eventually(confirming)
+        stopped = time.monotonic()
+        server.stop()  # SIGTERM, then wait
+        # uvicorn ends by re-raising the signal it was stopped with, after a clean shutdown.
+        assert server.popen is not None and server.popen.returncode in (0, -15)
+        assert "Application shutdown complete" in server.tail()
+        assert time.monotonic() - stopped > 1.0  # it waited for Stripe rather than dropping the payment
+        [recorded] = await world.recorded_payments(invoice["id"])
+        assert recorded["amount"] == "88.00"
+    finally:
+        stack.start_app()
+    await exactly_once(world, profile, invoice, "88.00")  # the notice, queued before exit, goes out now

@@ -134,6 +134,11 @@ class Services:
         if self._work:
             log.info("waiting for %d payments in flight", len(self._work))
             await asyncio.wait(set(self._work), timeout=drain_seconds)
+        # The outbox finishes its pass (and sends what those payments queued) before it stops.
+        self.outbox.stop()
+        outbox = [task for task in self._tasks if task.get_name() == "outbox"]
+        if outbox:
+            await asyncio.wait(outbox, timeout=15)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -36,19 +36,29 @@ class OutboxWorker:
         self._client_for = client_for
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after a payment is recorded)."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the pass under way (and deliver what is due now), then return. Cancelling
+        mid-delivery could leave a message posted but not marked, to be posted again."""
+        self._stopping = True
+        self._wake.set()
+
     async def run_forever(self) -> None:
         while True:
+            stopping = self._stopping
             try:
                 await self.deliver_due()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the worker must outlive any one failure
                 log.exception("outbox pass failed")
+            if stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self._poll, max(self._pace.total_seconds(), 0.05)))
             except TimeoutError:

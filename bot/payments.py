@@ -83,7 +83,7 @@ class PaymentService:
                                                 list_response_url=list_response_url, list_query=list_query)
         form = await self._form(pay_session, invoice, profile)
         await self._sessions.update(pay_session.id, view_id=view_id, currency=invoice.currency,
-                                    offered_methods=_offered(form.methods))
+                                    balance_minor=invoice.balance.minor, offered_methods=_offered(form.methods))
         await self._audit.record("open_pay_now", "ok", team_id=team_id, user_id=user_id, invoice_id=invoice.id,
                                  billing_profile_id=invoice.billing_profile_id)
         return form
@@ -95,7 +95,8 @@ class PaymentService:
         invoice = await self._visible_invoice(viewer, pay_session.invoice_id, action="reload_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         form = await self._form(pay_session, invoice, profile)
-        await self._sessions.update(pay_session.id, offered_methods=_offered(form.methods))
+        await self._sessions.update(pay_session.id, currency=invoice.currency, balance_minor=invoice.balance.minor,
+                                    offered_methods=_offered(form.methods))
         return form
 
     async def _form(self, pay_session: PaySession, invoice: Invoice, profile: BillingProfile) -> PayForm:
@@ -139,6 +140,19 @@ class PaymentService:
         except MoneyError as exc:
             raise FieldProblem(AMOUNT_FIELD, str(exc)) from None
         return amount
+
+    async def quick_check(self, submission: Submission) -> PaySession:
+        """What can be checked without the network, in time for Slack's answer: the form is
+        this person's, the amount is a valid amount of the invoice's currency and within the
+        balance the form was opened with, and the method is one the form offered."""
+        pay_session = await self.session(submission)
+        amount = self.parse_amount(submission.amount_text, pay_session.currency or "")
+        if pay_session.balance_minor is not None and amount.minor > pay_session.balance_minor:
+            balance = Money.from_minor(pay_session.balance_minor, amount.currency)
+            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {balance.format()}.")
+        if (submission.method_id or "") not in pay_session.offered_methods:
+            raise FieldProblem(METHOD_FIELD, "Choose one of the saved payment methods.")
+        return pay_session
 
     async def session(self, submission: Submission) -> PaySession:
         return await self._session_of(submission.team_id, submission.user_id, submission.session_id)

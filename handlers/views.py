@@ -1,9 +1,10 @@
 """The Pay Now modal's submission: validate, charge, record, show the result.
 
-Slack waits 3 seconds for the answer to a submission, and field errors can only be given
-in that answer. So the checks come first and get the budget to themselves; the charge
-uses what is left. Finished in time, the result *is* the answer; otherwise the modal says
-"working on it" and the result follows through views.update.
+Slack waits 3 seconds for the answer to a submission, and errors under a field can only
+be given in that answer. So the answer carries what can be checked at once, without the
+network (the form's own session: amount, currency, the balance the form was opened with,
+the offered methods), and otherwise says "working on it"; the fresh checks, the charge
+and the record follow, and their result replaces the modal through views.update.
 """
 
 from __future__ import annotations
@@ -28,24 +29,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Time allowed for the work before answering Slack without its result.
-ACK_BUDGET_SECONDS = 2.2
 # Slack applies our answer when it receives it; a views.update that arrives sooner would
-# be overwritten by it. Results that follow an interim answer wait at least this long.
+# be overwritten by it. Results that follow the answer wait at least this long.
 SETTLE_SECONDS = 1.0
 
 WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the invoice and charging your payment "
-           "method. This can take a few seconds; keep this window open to see the result.")
+           "method. This takes a few seconds; keep this window open to see the result.")
 
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.view(CALLBACK_ID)
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        started = time.monotonic()
         try:
             request = SubmitRequest.parse(body)
-            pay_session = await services.payments.session(request.submission())
-            services.payments.parse_amount(request.amount_text, pay_session.currency or "")
+            await services.payments.quick_check(request.submission())
         except FieldProblem as problem:
             await ack(response_action="errors", errors={problem.field: problem.message})
             return
@@ -53,57 +50,24 @@ def register(app: AsyncApp, services: Services) -> None:
             explanation = explanation_for(exc)
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
-
-        # 1. Fresh checks and the payment row.
-        checks = services.track(services.payments.submit(request.submission()))
-        if not (await asyncio.wait({checks}, timeout=_left(started)))[0]:
-            await ack(response_action="update", view=message_view(*WORKING))
-            await _finish_late(services, client, request, checks, answered=time.monotonic())
-            return
-        try:
-            payment = checks.result()
-        except FieldProblem as problem:
-            await ack(response_action="errors", errors={problem.field: problem.message})
-            return
-        except Exception as exc:  # noqa: BLE001
-            explanation = explanation_for(exc)
-            await ack(response_action="update", view=message_view(explanation.title, explanation.text))
-            return
-
-        # 2. The charge, with what is left of the budget.
-        charge = services.track(_charge(services, request, payment))
-        if (await asyncio.wait({charge}, timeout=_left(started)))[0]:
-            await ack(response_action="update", view=charge.result())
-            return
+        work = services.track(_pay(services, request))
         await ack(response_action="update", view=message_view(*WORKING))
         answered = time.monotonic()
-        view = await charge
-        await _settle(answered)
+        view = await work
+        await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
         await _update(client, request.view_id, view)
 
 
-def _left(started: float) -> float:
-    return max(0.05, ACK_BUDGET_SECONDS - (time.monotonic() - started))
-
-
-async def _settle(answered: float) -> None:
-    await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
-
-
-async def _finish_late(services: Services, client: AsyncWebClient, request: SubmitRequest,
-                       checks: asyncio.Task[Payment], *, answered: float) -> None:
-    """The checks outlasted Slack's patience: carry on, and show the result by views.update."""
+async def _pay(services: Services, request: SubmitRequest) -> dict[str, Any]:
+    """Fresh checks, then the charge; the view that shows how it ended. Never raises."""
     try:
-        payment = await checks
+        payment = await services.payments.submit(request.submission())
     except FieldProblem as problem:
-        view = await _form(services, request, f":warning: {problem.message}")
+        return await _form(services, request, f":warning: {problem.message} Nothing was charged.")
     except Exception as exc:  # noqa: BLE001
         explanation = explanation_for(exc)
-        view = message_view(explanation.title, explanation.text)
-    else:
-        view = await services.track(_charge(services, request, payment))
-    await _settle(answered)
-    await _update(client, request.view_id, view)
+        return message_view(explanation.title, explanation.text)
+    return await _charge(services, request, payment)
 
 
 async def _charge(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:

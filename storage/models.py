@@ -126,6 +126,9 @@ class PaySession(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     invoice_id: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))
+    # The balance the form was opened with: what the amount is checked against at once
+    # (the fresh balance is checked again before any money moves).
+    balance_minor: Mapped[int | None] = mapped_column(BigInteger)
     view_id: Mapped[str | None] = mapped_column(String(32))
     # Payment methods offered in the modal: {pm_id: {"kind": ..., "label": ...}}
     offered_methods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -17,7 +17,7 @@ from storage.models import OutboxMessage, utcnow
 
 
 class OutboxRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lease: dt.timedelta = dt.timedelta(seconds=60)):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lease: dt.timedelta = dt.timedelta(seconds=30)):
         self._sessions = sessions
         self._lease = lease
 

@@ -6,6 +6,7 @@ One `StripeClient` (httpx, async, with stripe-python's own network retries) per 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -94,22 +95,24 @@ class StripeGateway:
         self._client = client
 
     async def saved_methods(self, customer_id: str) -> SavedMethods:
+        async def of_type(pm_type: str) -> list[SavedMethod]:
+            try:
+                page = await self._client.v1.payment_methods.list_async(
+                    params={"customer": customer_id, "type": pm_type, "limit": 100})  # type: ignore[typeddict-item]
+            except stripe.InvalidRequestError:
+                return []  # a type this account (or stand-in) does not offer
+            return [m for pm in page.data if (m := _saved_method(pm.to_dict())) is not None]
+
         try:
-            customer = (await self._client.v1.customers.retrieve_async(customer_id)).to_dict()
-            default = (customer.get("invoice_settings") or {}).get("default_payment_method")
-            if isinstance(default, dict):
-                default = default.get("id")
-            methods: list[SavedMethod] = []
-            for pm_type in LISTED_TYPES:
-                try:
-                    page = await self._client.v1.payment_methods.list_async(
-                        params={"customer": customer_id, "type": pm_type, "limit": 100})  # type: ignore[typeddict-item]
-                except stripe.InvalidRequestError:
-                    continue  # a type this account (or stand-in) does not offer
-                methods.extend(m for pm in page.data if (m := _saved_method(pm.to_dict())) is not None)
+            # The customer (for its default method) and each type's list, side by side.
+            customer, *lists = await asyncio.gather(
+                self._client.v1.customers.retrieve_async(customer_id), *(of_type(t) for t in LISTED_TYPES))
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
-        return SavedMethods(methods, default)
+        default = (customer.to_dict().get("invoice_settings") or {}).get("default_payment_method")
+        if isinstance(default, dict):
+            default = default.get("id")
+        return SavedMethods([m for methods in lists for m in methods], default)
 
     async def create_setup_session(self, customer_id: str, *, currency: str, success_url: str, cancel_url: str,
                                    metadata: dict[str, str]) -> str:

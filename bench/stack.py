@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from sandbox.processes import Process as BaseProcess
+from sandbox.processes import free_port
+
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-bot-token"
 STRIPE_KEY = "sk_test_bench_key"
@@ -34,62 +35,9 @@ NOTIFY_CHANNEL = "C_BILLING"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
-class Process:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    health_url: str
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> Process:
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(self.health_url, timeout=1.0).status_code < 500:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not come up in {timeout}s:\n{self.tail()}")
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def stop(self) -> None:
-        """SIGTERM to the process group we started (start_new_session), SIGKILL if it lingers."""
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+class Process(BaseProcess):
+    """A server of the benchmark; also knows its uvicorn worker processes."""
 
     def workers(self) -> list[int]:
         """The uvicorn worker processes: the spawned children with --workers > 1, else itself."""

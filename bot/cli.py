@@ -4,7 +4,6 @@ and run the local sandbox and demo."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import httpx
 
 from sandbox.processes import Process as BaseProcess
 from sandbox.processes import free_port
+from sandbox.postgres import temporary_database
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-bot-token"
@@ -122,28 +121,9 @@ def peak_rss_mb(pids: list[int]) -> dict[str, float]:
     return out
 
 
-@contextlib.asynccontextmanager
-async def temporary_pg_database(server_url: str = PG_SERVER) -> AsyncIterator[str]:
-    """A new database on the PostgreSQL server (like tests/pg.py); dropped afterwards."""
-    import asyncpg  # noqa: PLC0415
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-
-    name = f"invoicebot_bench_{secrets.token_hex(4)}"
-    base = make_url(server_url)
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(user=base.username, password=base.password, host=base.host,
-                                           port=base.port or 5432, database=base.database or "postgres")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    await run(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def temporary_pg_database(server_url: str = PG_SERVER) -> contextlib.AbstractAsyncContextManager[str]:
+    """A new database on the PostgreSQL server, dropped afterwards."""
+    return temporary_database(server_url, prefix="invoicebot_bench")
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from sandbox.slack.client import StandInClient
 from tests.e2e.world import World, billing_client, stripe_client
 from tests.harness import Stack, running_stack
-from tests.pg import temporary_database
+from sandbox.postgres import temporary_database_sync as temporary_database
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from storage.db import create_engine
 from storage.models import Base
 from storage.schema import head_revision, upgrade
 from storage.slack_tables import slack_metadata
-from tests.pg import temporary_database
+from sandbox.postgres import temporary_database_sync as temporary_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -51,3 +51,22 @@ def payment_notice(payment: Payment, event: str) -> dict[str, Any]:
     ]
     fallback = clip(head.replace("*", ""), 3000)
     return {"text": fallback, "blocks": blocks}
+
+
+def digest(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several notices due for one channel at once, as one message (Slack allows one message
+    per second per channel; a month-end burst would otherwise take minutes)."""
+    if len(payloads) == 1:
+        return payloads[0]
+    blocks: list[dict[str, Any]] = []
+    for index, payload in enumerate(payloads):
+        if index:
+            blocks.append({"type": "divider"})
+        blocks.extend(payload.get("blocks") or [
+            SectionBlock(text=MarkdownTextObject(text=clip(str(payload.get("text", "")), 3000))).to_dict()])
+    text = "\n".join(str(payload.get("text", "")) for payload in payloads)
+    return {"text": clip(text, 39_000), "blocks": blocks}
+
+
+# Notices are two blocks each (plus a divider between): ten stay well inside 50 blocks.
+DIGEST_SIZE = 10

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from blocks.notifications import DIGEST_SIZE, digest
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
@@ -69,14 +70,16 @@ class OutboxWorker:
         """Deliver what is due now, pass after pass, until nothing is (paced messages of a
         busy channel wait for a later call)."""
         delivered = 0
-        while claimed := await self._repo.claim_due():
-            for message in claimed:
-                if await self._deliver(message):
-                    delivered += 1
+        while batches := await self._repo.claim_due(batch=DIGEST_SIZE):
+            for batch in batches:
+                if await self._deliver(batch):
+                    delivered += len(batch)
         return delivered
 
-    async def _deliver(self, message: OutboxMessage) -> bool:
-        payload = message.payload
+    async def _deliver(self, batch: list[OutboxMessage]) -> bool:
+        """Post one channel's due messages as one message; all of them succeed or wait."""
+        message = batch[0]
+        payload = digest([m.payload for m in batch])
         try:
             client = await self._client_for(message.team_id or "")
             await client.chat_postMessage(channel=message.channel, text=payload.get("text", ""),
@@ -93,23 +96,26 @@ class OutboxWorker:
                             message.channel)
                 note = (f"_(Meant for <#{message.channel}>, where I can't post ({error}): invite me there, "
                         "or change the route with `/invoices notify`.)_")
-                await self._repo.reroute(message.id, self._fallback, {
-                    **payload, "text": f"{payload.get('text', '')}\n{note}",
-                    "blocks": [*(payload.get("blocks") or []),
-                               {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
+                for each in batch:
+                    await self._repo.reroute(each.id, self._fallback, {
+                        **each.payload, "text": f"{each.payload.get('text', '')}\n{note}",
+                        "blocks": [*(each.payload.get("blocks") or []),
+                                   {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
                 return False
             elif error in _PERMANENT:
                 log.error("outbox message %s to %s failed for good: %s", message.id, message.channel, error)
                 at = _now() + dt.timedelta(hours=1)
             else:
                 at = _now() + retry_delay(message.attempts)
-            await self._repo.retry_later(message.id, at=at, error=error)
+            for each in batch:
+                await self._repo.retry_later(each.id, at=at, error=error)
             return False
         except (OSError, asyncio.TimeoutError) as exc:
-            await self._repo.retry_later(message.id, at=_now() + retry_delay(message.attempts),
-                                         error=type(exc).__name__)
+            for each in batch:
+                await self._repo.retry_later(each.id, at=_now() + retry_delay(message.attempts),
+                                             error=type(exc).__name__)
             return False
-        await self._repo.delivered(message, pace=self._pace)
+        await self._repo.delivered(batch, pace=self._pace)
         return True
 
 

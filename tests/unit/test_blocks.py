@@ -145,3 +145,14 @@ def test_money_in_views_uses_the_currency_s_decimals() -> None:
     yen = payment(currency="JPY", amount_minor=5000, balance_after_minor=0, invoice_status_after="paid")
     assert "¥5,000" in json.dumps(payment_view(yen), ensure_ascii=False)
     assert Money.from_minor(5000, "JPY").format() == "¥5,000"
+
+
+def test_a_digest_of_ten_notices_is_one_valid_message_with_each_once() -> None:
+    from blocks.notifications import DIGEST_SIZE, digest
+
+    notices = [payment_notice(payment(id=f"pay_{i}", invoice_number=f"INV-{i}"), "paid") for i in range(DIGEST_SIZE)]
+    message = digest(notices)
+    assert validate_message(message["text"], message["blocks"]) == []
+    shown = json.dumps(message["blocks"])
+    assert all(shown.count(f"*INV-{i}*") == 1 for i in range(DIGEST_SIZE))
+    assert digest(notices[:1]) == notices[0]

@@ -158,17 +158,20 @@ class Bench:
             raise RuntimeError(f"load generator ({kind}) exited with {code}")
         return json.loads(out_path.read_text())
 
-    async def follow(self, method: str, since: int, wanted: set[str], key: Callable[[dict[str, Any]], str | None],
+    async def follow(self, method: str, since: int, wanted: set[str],
+                     key: Callable[[dict[str, Any]], str | list[str] | None],
                      cap: float, *, only_ok: bool = False) -> dict[str, dict[str, Any]]:
-        """First recorded stand-in call of `method` per wanted key, waiting at most `cap` seconds."""
+        """First recorded stand-in call of `method` per wanted key (a call may carry several,
+        e.g. a digest of notices), waiting at most `cap` seconds."""
         watcher = CallWatcher(self.w, method, since)
         found: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + cap
         while True:
             for call in await watcher.poll():
-                k = key(call)
-                if k in wanted and k not in found and (call["ok"] or not only_ok):
-                    found[k] = call
+                keys = key(call)
+                for k in keys if isinstance(keys, list) else [keys]:
+                    if k in wanted and k not in found and (call["ok"] or not only_ok):
+                        found[k] = call
             if len(found) >= len(wanted) or time.monotonic() > deadline:
                 return found
             await asyncio.sleep(0.2)
@@ -547,9 +550,8 @@ class Bench:
             return
         accepted = row.pop("_accepted")
 
-        def mentioned(call: dict[str, Any]) -> str | None:
-            found = MENTION.search(str(call["params"].get("text", "")))
-            return found.group(1) if found else None
+        def mentioned(call: dict[str, Any]) -> list[str]:
+            return MENTION.findall(str(call["params"].get("text", "")))
 
         deadline, last_submit = row.pop("_deadline"), row.pop("_last_submit")
         cap = max(1.0, deadline - time.time())

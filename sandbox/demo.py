@@ -32,12 +32,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 import httpx
+
+from sandbox.processes import Process, ProcessError, die_with_parent, free_port
 
 DIR_ENV = "INVOICEBOT_DEMO_DIR"
 DEFAULT_DIR = ".invoicebot-demo"
@@ -72,12 +74,6 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signum)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -88,70 +84,28 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> Any:
-    """preexec_fn: on Linux, the helper gets SIGTERM if the demo process dies (even by
-    SIGKILL), so no helper is ever left running on its own."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes  # noqa: PLC0415
-
-        libc = ctypes.CDLL(None, use_errno=True)
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:  # the demo died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
-
-
 @dataclass
-class Helper:
-    """One process of the demo, its log and how to tell it is up."""
+class Helper(Process):
+    """One process of the demo: a shared `Process` that dies with the demo and speaks of
+    itself by a title in error messages."""
 
-    name: str
-    title: str
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    log_path: Path
-    health_url: str
-    popen: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
+    title: str = ""
+    die_with_parent: bool = True
 
-    def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent())  # noqa: PLW1509 - no other threads then; the child only calls prctl
+    def wait_until_up(self, deadline: float) -> None:  # type: ignore[override]
+        try:
+            super().wait_until_up(timeout=max(0.1, deadline - time.monotonic()))
+        except ProcessError:
+            assert self.popen is not None
+            what = (f"stopped while starting (exit code {self.popen.returncode})" if self.popen.poll() is not None
+                    else "did not start in time")
+            raise DemoError(f"{self.title} {what}. Last lines of {self.log_path}:\n{self.tail()}") from None
 
-    def wait_until_up(self, deadline: float) -> None:
-        assert self.popen is not None
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if self.popen.poll() is not None:
-                    raise DemoError(f"{self.title} stopped while starting (exit code {self.popen.returncode}). "
-                                    f"Last lines of {self.log_path}:\n{self.tail()}")
-                try:
-                    if client.get(self.health_url).status_code < 500:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise DemoError(f"{self.title} did not start in time. Last lines of {self.log_path}:\n"
-                                    f"{self.tail()}")
-                time.sleep(0.1)
+    def start(self) -> None:  # type: ignore[override]
+        self.launch()
 
     def signal(self, signum: int) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, signum)
+        self.send_signal(signum)
 
     def wait_stopped(self, deadline: float) -> None:
         if self.popen is None:
@@ -159,18 +113,11 @@ class Helper:
         try:
             self.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
+            self.send_signal(signal.SIGKILL)
             self.popen.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join("    " + line for line in text.splitlines()[-lines:])
+        return "\n".join("    " + line for line in super().tail(lines).splitlines()) or "(no log)"
 
 
 class Demo:
@@ -237,8 +184,8 @@ class Demo:
 
     def _helper(self, name: str, title: str, argv: list[str], health_url: str,
                 env: dict[str, str] | None = None) -> Helper:
-        helper = Helper(name, title, [sys.executable, *argv], env or self._base_env(), self.folder,
-                        self.logs / f"{name}.log", health_url)
+        helper = Helper(name=name, title=title, argv=[sys.executable, *argv], env=env or self._base_env(),
+                        cwd=self.folder, log_path=self.logs / f"{name}.log", health_url=health_url)
         self.helpers.append(helper)
         return helper
 
@@ -306,7 +253,7 @@ class Demo:
             return subprocess.Popen([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=self.bot_env(),
                                     cwd=self.folder, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent())  # noqa: PLW1509 - as in Helper.start
+                                    preexec_fn=die_with_parent())  # noqa: PLW1509 - as in Process.launch
 
     def _write_details(self, customers: dict[str, str]) -> None:
         """What runs where, for the curious (and for debugging): demo.json."""

@@ -8,7 +8,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn: on Linux, the child gets SIGTERM if its parent dies (even by SIGKILL),
+    so no server is ever left running on its own."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 class ProcessError(RuntimeError):
@@ -37,14 +61,18 @@ class Process:
     log_path: Path
     health_url: str
     cwd: Path | None = None
+    # Linux: the child gets SIGTERM when this process dies, even by SIGKILL (the demo).
+    die_with_parent: bool = False
     popen: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
         """Start it without waiting (several can start side by side)."""
         with self.log_path.open("ab") as log:
             # Its own process group, so stop() reaches the workers a server spawns too.
-            self.popen = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent() if self.die_with_parent else None)  # noqa: PLW1509
 
     def wait_until_up(self, timeout: float = 30.0) -> None:
         assert self.popen is not None, "launch() first"

@@ -1,28 +1,31 @@
 """Money on the wire is a decimal string in major units; in the database it is an
-integer count of minor units. Floats never appear anywhere."""
+integer count of minor units. Floats never appear anywhere.
+
+The scale is ISO 4217's minor units, as the billing API contract says (HUF 2, IDR 2,
+ISK 0, KWD 3), taken from the bot's one money module: a sandbox may import the bot's
+domain code, never the other way round."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 
-from babel.numbers import get_currency_precision, is_currency
+from bot.money import is_iso_currency, iso_digits
 
 from .errors import rejected
 
 # Plain decimal notation only: no exponent, sign "+", spaces, or bare ".5".
-_AMOUNT_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_AMOUNT_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def is_known_currency(code: object) -> bool:
-    # babel answers a precision of 2 for *any* code, so check existence separately.
-    return isinstance(code, str) and bool(_CURRENCY_RE.match(code)) and is_currency(code)
+    """An upper-case ISO 4217 code with minor units (not XAU, XXX, ...)."""
+    return is_iso_currency(code)
 
 
 def currency_exponent(currency: str) -> int:
-    """ISO 4217 minor-unit exponent: JPY 0, EUR 2, KWD 3."""
-    return int(get_currency_precision(currency))
+    """ISO 4217 minor-unit digits: JPY 0, EUR 2, HUF 2, KWD 3 (not CLDR's display digits)."""
+    return iso_digits(currency)
 
 
 def parse_decimal(value: object, field: str = "amount") -> Decimal:
@@ -31,7 +34,7 @@ def parse_decimal(value: object, field: str = "amount") -> Decimal:
         raise rejected(
             "invalid_amount", f'{field} must be a decimal string such as "12.50", not {type(value).__name__}'
         )
-    if not _AMOUNT_RE.match(value):
+    if not _AMOUNT_RE.fullmatch(value):  # fullmatch: "$" would let "12.50\n" through
         raise rejected("invalid_amount", f"{field} {value!r} is not a plain decimal string")
     return Decimal(value)
 
@@ -39,7 +42,8 @@ def parse_decimal(value: object, field: str = "amount") -> Decimal:
 def to_minor(amount: Decimal, currency: str, field: str = "amount") -> int:
     """Convert major units to integer minor units, rejecting excess precision.
 
-    Precision is judged on the digits as written: "1200.000" EUR is rejected even though
+    Precision is judged on the digits as written: at most the ISO digits, trailing zeros
+    optional ("150000" and "150000.00" for HUF). "1200.000" EUR is rejected even though
     its value fits, because a client sending it is not formatting by the currency's
     exponent and would likely also send "0.001".
     """

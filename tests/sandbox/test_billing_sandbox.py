@@ -408,6 +408,41 @@ async def test_payment_rejections(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/v1/invoices/{demo.INV_EU_OPEN}")).json()["amount_due"] == "1200.00"
 
 
+@pytest.mark.parametrize(
+    ("currency", "total", "shown", "payments", "refused"),
+    [
+        # ISO 4217 digits, not CLDR's display digits: HUF and IDR have two decimals.
+        ("HUF", "150000", "150000.00", ["100000", "49999.50", "0.5"], ["1.000", "1e3", "0.005"]),
+        ("IDR", "1500000.00", "1500000.00", ["1000000.5", "499999.50"], ["1.001"]),
+        ("ISK", "5000", "5000", ["4999", "1"], ["1.0", "0.5"]),
+        ("CLF", "1.2345", "1.2345", ["1.2", "0.0345"], ["0.00001"]),
+    ],
+)
+async def test_amounts_follow_iso_4217_digits(
+    client: httpx.AsyncClient, currency: str, total: str, shown: str, payments: list[str], refused: list[str]
+) -> None:
+    profile = f"bp_{currency.lower()}"
+    created = await client.post(
+        "/_sandbox/billing-profiles", json={"id": profile, "name": currency, "currency": currency, "country": "DE"}
+    )
+    assert created.status_code in (200, 201), created.text
+    invoice = await new_invoice(client, billing_profile_id=profile, total=total)
+    assert (invoice["total"], invoice["amount_due"]) == (shown, shown)
+    url = f"/v1/invoices/{invoice['id']}/payments"
+    for amount in refused:
+        assert_error(await client.post(url, json=payment_body(amount, currency)), 422, "invalid_amount")
+    for amount in payments:  # trailing zeros may be left out
+        response = await client.post(url, json=payment_body(amount, currency))
+        assert response.status_code == 201, response.text
+    after = (await client.get(f"/v1/invoices/{invoice['id']}")).json()
+    assert after["status"] == "paid" and after["amount_due"] == ("0" if currency == "ISK" else "0." + "0" * (len(shown.partition(".")[2])))
+
+
+async def test_amounts_are_plain_strings_without_a_trailing_newline(client: httpx.AsyncClient) -> None:
+    url = f"/v1/invoices/{demo.INV_EU_OPEN}/payments"
+    assert_error(await client.post(url, json=payment_body("10.00\n", "EUR")), 422, "invalid_amount")
+
+
 async def test_jpy_and_kwd_amounts(client: httpx.AsyncClient) -> None:
     jp = await client.post(f"/v1/invoices/{demo.INV_JP_OPEN}/payments", json=payment_body("5000", "JPY"))
     assert jp.status_code == 201

@@ -98,10 +98,13 @@ def is_iso_currency(currency: object) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# Stripe's scale (https://docs.stripe.com/currencies, read 2026-12-02)
+# Stripe's scale (https://docs.stripe.com/currencies)
 # ---------------------------------------------------------------------------------------
 
-# "Supported presentment currencies" for card payments.
+# "Supported presentment currencies" for card payments, transcribed from that page (the
+# zero-decimal, three-decimal and special-case lists below are quoted from it; the full
+# list was checked against copies of the page, not a live fetch, on 2026-12-02). XCG,
+# ANG's successor, is not in it yet: add it when Stripe's page lists it.
 STRIPE_CURRENCIES: frozenset[str] = frozenset("""
     USD AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD
     BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP GBP
@@ -488,19 +491,23 @@ def _currency_tokens(tag: str) -> dict[str, frozenset[str]]:
             tokens.setdefault(symbol.translate(_BIDI_MARKS).strip().casefold(), set()).add(code)
     for code in _iso_table():
         tokens.setdefault(code.casefold(), set()).add(code)
-    return {token: frozenset(codes) for token, codes in tokens.items() if token}
+    longest_first = sorted((t for t in tokens if t and not any(c.isdigit() for c in t)), key=len, reverse=True)
+    return {token: frozenset(tokens[token]) for token in longest_first}
 
 
 def _peel_currency(text: str, currency: str, tag: str) -> str:
     """Take one currency symbol or code off either end; refuse one naming another currency."""
     tokens = _currency_tokens(tag)
-    folded = text.casefold()
-    for token in sorted(tokens, key=len, reverse=True):
+    for token in tokens:  # longest first, so "us$" wins over "$"
+        size = len(token)
+        if size >= len(text):
+            continue
         for at_start in (True, False):
-            if at_start and folded.startswith(token):
-                rest = text[len(token):]
-            elif not at_start and folded.endswith(token):
-                rest = text[: len(text) - len(token)]
+            # Compared slice by slice: casefolding the whole text could change its length.
+            if at_start and text[:size].casefold() == token:
+                rest = text[size:]
+            elif not at_start and text[-size:].casefold() == token:
+                rest = text[:-size]
             else:
                 continue
             # A letter token must not be glued to more letters ("EURO5", "5EURx").
@@ -737,7 +744,9 @@ def format_money(money: Money, locale: str) -> str:
     """An amount for people (list, modal, receipt): Babel's currency format for the locale,
     with at least the ISO digits and never rounded (more digits are all shown)."""
     loc = _locale(locale)
-    digits = iso_digits(money.currency)
+    # Display must never fail: a code missing from the ISO table (a withdrawn one on an
+    # old invoice) shows the digits it has.
+    digits = iso_digits(money.currency) if is_iso_currency(money.currency) else 0
     pattern = parse_pattern(loc.currency_formats["standard"].pattern)
     pattern.frac_prec = (digits, max(digits, _decimals(money.amount)))
     fmt = _number_format(locale)

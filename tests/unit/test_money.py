@@ -443,7 +443,6 @@ _SUPPORTED = sorted(STRIPE_CURRENCIES)
 def valid_money(draw: st.DrawFn, currencies: list[str] = _SUPPORTED) -> Money:
     """A positive amount with at most the currency's ISO digits."""
     currency = draw(st.sampled_from(currencies))
-    digits = iso_digits(currency)
     minor = draw(st.integers(min_value=1, max_value=10**14))
     return Money.from_minor(minor, currency)
 

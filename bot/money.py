@@ -427,6 +427,7 @@ class _NumberFormat:
     group: str  # "," "." " " "'" (a kind of space -> " ", an apostrophe -> "'")
     primary: int  # grouping sizes: 3 and 3, or 3 and 2 (hi-IN: 12,34,567)
     secondary: int
+    currency_grouping: tuple[int, int]  # the currency pattern's, which may differ (mr-IN)
     native_zero: str  # "0", or "٠" where the locale writes Arabic-Indic digits
     native_decimal: str  # the symbols as the locale writes them with its own digits
     native_group: str
@@ -475,7 +476,8 @@ def _number_format(tag: str) -> _NumberFormat:
     group_symbol = latin(get_group_symbol(locale, numbering_system="latn"))
     return _NumberFormat(
         tag=str(locale).replace("_", "-"), decimal=decimal_symbol, group=group_symbol,
-        primary=primary, secondary=secondary, native_zero=native_zero,
+        primary=primary, secondary=secondary, currency_grouping=locale.currency_formats["standard"].grouping,
+        native_zero=native_zero,
         native_decimal=native_decimal, native_group=native_group,
     )
 
@@ -632,6 +634,10 @@ def parse_amount(text: str | None, currency: str, locale: str) -> Money:
         raise MoneyError(f"“{shown}” is not a number. Enter an amount like {_example(fmt)}.")
 
     local = _read(work, fmt.decimal, frozenset({fmt.group}), fmt.primary, fmt.secondary)
+    if local is None and fmt.currency_grouping != (fmt.primary, fmt.secondary):
+        # Some locales group amounts of money differently from other numbers (CLDR's
+        # mr-IN: 1,234,567.00 ₹ but 12,34,567): both are the locale's own way.
+        local = _read(work, fmt.decimal, frozenset({fmt.group}), *fmt.currency_grouping)
     # The two common conventions, for spotting ambiguity and helping with typos.
     others = [
         _read(work, ",", frozenset({".", " ", "'"}), 3, 3),
@@ -759,7 +765,8 @@ def format_money(money: Money, locale: str) -> str:
         decimal_quantization=False, numbering_system="default", group_separator=not apostrophe,
     )
     if apostrophe:
-        text = re.sub(r"[0-9]+", lambda m: _group(m.group(0), fmt.primary, fmt.secondary, fmt.native_group), text, count=1)
+        primary, secondary = pattern.grouping
+        text = re.sub(r"[0-9]+", lambda m: _group(m.group(0), primary, secondary, fmt.native_group), text, count=1)
     return text
 
 

@@ -24,6 +24,9 @@ from bot.money import (
 )
 
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "de_CH", "ja_JP", "hi_IN", "ar_EG"]
+# The round trips also hold where CLDR is less usual: Devanagari digits and money grouped
+# unlike other numbers (mr-IN), Persian digits (fa-IR), an apostrophe with a decimal comma (fr-CH).
+PROPERTY_LOCALES = [*LOCALES, "mr_IN", "fa_IR", "fr_CH", "es-LA"]
 
 
 # -- the ISO scale ---------------------------------------------------------------------
@@ -344,6 +347,8 @@ def test_the_ambiguity_message_states_both_readings_in_the_locale() -> None:
     ("١٢٣٤٫٥", "EGP", "ar_EG", "1234.50"),
     ("1,234.50", "EGP", "ar_EG", "1234.50"),
     ("٤٫٥٠", "EUR", "ar_EG", "4.50"),
+    ("१२,३४,५६७.५०", "INR", "mr_IN", "1234567.50"),  # mr-IN's own digits and number grouping
+    ("1,234,567.50", "INR", "mr_IN", "1234567.50"),  # ... and its grouping of money
     (".5", "USD", "en_US", "0.50"),
     (",5", "EUR", "de_DE", "0.50"),
     (".5", "EUR", "de_DE", "~0.50"),
@@ -518,12 +523,12 @@ _PARSE_CURRENCIES = ["EUR", "USD", "JPY", "KWD", "HUF", "INR", "CHF", "EGP", "IS
 
 
 @_FAST
-@given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(LOCALES))
+@given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(PROPERTY_LOCALES))
 def test_property_prefilled_amounts_parse_back(money: Money, locale: str) -> None:
     assert parse_amount(format_amount_input(money, locale), money.currency, locale) == money
 
 
 @_FAST
-@given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(LOCALES))
+@given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(PROPERTY_LOCALES))
 def test_property_displayed_amounts_parse_back(money: Money, locale: str) -> None:
     assert parse_amount(format_money(money, locale), money.currency, locale) == money

@@ -497,7 +497,7 @@ def _currency_tokens(tag: str) -> dict[str, frozenset[str]]:
     return {token: frozenset(tokens[token]) for token in longest_first}
 
 
-def _peel_currency(text: str, currency: str, tag: str) -> str:
+def _peel_currency(text: str, currency: str, tag: str, shown: str) -> str:
     """Take one currency symbol or code off either end; refuse one naming another currency."""
     tokens = _currency_tokens(tag)
     for token in tokens:  # longest first, so "us$" wins over "$"
@@ -519,7 +519,10 @@ def _peel_currency(text: str, currency: str, tag: str) -> str:
             codes = tokens[token]
             if currency not in codes:
                 named = ", ".join(sorted(codes))
-                raise MoneyError(f"This invoice is in {currency}; you typed {named}. Enter the amount in {currency}.")
+                raise MoneyError(
+                    f"“{shown}” is not a number in {currency}. This invoice is in {currency}; you typed {named}: "
+                    f"enter the amount in {currency}."
+                )
             return rest.strip("".join(_SPACES))
     return text
 
@@ -624,7 +627,7 @@ def parse_amount(text: str | None, currency: str, locale: str) -> Money:
     shown = original[:_MAX_INPUT]
     work = original.translate(_BIDI_MARKS).strip()
     _refuse_sign(work, shown)
-    work = _peel_currency(work, currency, locale)
+    work = _peel_currency(work, currency, locale, shown)
     _refuse_sign(work, shown)
     work = _digits_to_ascii(work, fmt, shown).translate(_ARABIC_SEPARATORS)
     work = "".join(" " if c in _SPACES else "'" if c in _APOSTROPHES else c for c in work)

@@ -58,7 +58,8 @@ def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) 
     shown = rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
     overdue = sum(1 for row in rows if row.overdue)
 
-    totals = " · ".join(money.format() for money in listing.totals)
+    locale = listing.locale
+    totals = " · ".join(money.format(locale) for money in listing.totals)
     summary = f"*{len(rows)} invoice{'s' if len(rows) != 1 else ''} to pay*"
     if overdue:
         summary += f" · :warning: {overdue} overdue"
@@ -70,7 +71,7 @@ def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) 
         DividerBlock().to_dict(),
     ]
     for index, row in enumerate(shown):
-        blocks.append(_row(row, index, today, listing.query.as_text))
+        blocks.append(_row(row, index, today, listing.query.as_text, locale))
     first = page * PAGE_SIZE + 1
     context = f"Showing {first}–{first + len(shown) - 1} of {len(rows)} · Sorted by due date · `/invoices help`"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
@@ -95,17 +96,19 @@ def _title(listing: InvoiceListing) -> str:
     return "Invoices to pay"
 
 
-def _row(row: InvoiceRow, index: int, today: dt.date, query: str) -> dict[str, Any]:
+def _row(row: InvoiceRow, index: int, today: dt.date, query: str, locale: str) -> dict[str, Any]:
     invoice = row.invoice
-    due = f"Due {day(invoice.due_on)}"
+    due = f"Due {day(invoice.due_on, locale)}"
     if row.overdue:
         late = (today - invoice.due_on).days
-        due = f":warning: *Overdue* · was due {day(invoice.due_on)}" + (f" ({late} days ago)" if late > 0 else "")
+        due = (f":warning: *Overdue* · was due {day(invoice.due_on, locale)}"
+               + (f" ({late} days ago)" if late > 0 else ""))
     partly = " · partly paid" if invoice.status == "partially_paid" else ""
     text = (
         f"*{safe(invoice.number, 120)}* · {safe(row.profile_name, 200)}\n"
         f"{due}{partly}\n"
-        f"Total {invoice.total_money.format()} · Balance due *{invoice.balance.format()}* ({invoice.currency})"
+        f"Total {invoice.total_money.format(locale)} · Balance due *{invoice.balance.format(locale)}* "
+        f"({invoice.currency})"
         f" · {link(invoice.pdf_url, 'PDF')}"
     )
     section: dict[str, Any] = SectionBlock(block_id=f"invoice:{index}",

@@ -11,8 +11,9 @@ from bot.money import Money
 from storage.models import Payment
 
 
-def payment_notice(payment: Payment, event: str) -> dict[str, Any]:
-    amount = Money.from_minor(payment.amount_minor, payment.currency).format()
+def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> dict[str, Any]:
+    """A channel notice, in the workspace's locale (many people read it)."""
+    amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
     who = f"<@{payment.user_id}>"
     invoice = f"*{safe(payment.invoice_number, 150)}* ({safe(payment.billing_profile_name, 200)})"
     method = safe(payment.method_label, 80)
@@ -22,11 +23,15 @@ def payment_notice(payment: Payment, event: str) -> dict[str, Any]:
         if payment.invoice_status_after == "paid" or (remaining is not None and remaining.amount == 0):
             after = "The invoice is now *paid in full*."
         elif remaining is not None:
-            after = f"*{remaining.format()}* remains due."
+            after = f"*{remaining.format(locale)}* remains due."
         else:
             after = ""
         if event == "paid":
-            head = f":white_check_mark: {who} paid *{amount}* on invoice {invoice} with {method}. {after}"
+            fee = ""
+            if payment.card_fee_minor:
+                fee = (f" A card fee of {Money.from_minor(payment.card_fee_minor, payment.currency).format(locale)} "
+                       "is billed separately.")
+            head = f":white_check_mark: {who} paid *{amount}* on invoice {invoice} with {method}. {after}{fee}"
         else:
             head = (f":white_check_mark: The bank debit of *{amount}* by {who} on invoice {invoice} from {method} "
                     f"has cleared. {after}")

@@ -37,5 +37,6 @@ def link(url: str | None, label: str) -> str:
     return f"<{url.replace('|', '%7C').replace('>', '%3E').replace('<', '%3C')}|{escape(label)}>"
 
 
-def day(value: dt.date) -> str:
-    return format_date(value, format="medium", locale="en_US")
+def day(value: dt.date, locale: str = "en_US") -> str:
+    """A date as people of that locale write it ("Oct 31, 2026", "31.10.2026")."""
+    return format_date(value, format="medium", locale=locale)

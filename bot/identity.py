@@ -6,8 +6,12 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from babel import Locale, UnknownLocaleError
+
 from bot.billing import Access, BillingClient, BillingNotFound
 from bot.cache import TTLCache
+
+DEFAULT_LOCALE = "en_US"
 
 
 class AccessProblem(enum.StrEnum):
@@ -26,10 +30,26 @@ class AccessDenied(Exception):
         self.detail = detail
 
 
-class Directory(Protocol):
-    """Where a chat user's verified email comes from (Slack's users.info)."""
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    email: str | None
+    locale: str | None  # as the chat service names it, e.g. "de-DE"
 
-    async def email_of(self, team_id: str, user_id: str) -> str | None: ...
+
+class Directory(Protocol):
+    """Where a chat user's verified email and language come from (Slack's users.info)."""
+
+    async def person(self, team_id: str, user_id: str) -> DirectoryEntry: ...
+
+
+def babel_locale(tag: str | None, default: str = DEFAULT_LOCALE) -> str:
+    """Slack's "de-DE" as Babel's "de_DE"; a tag Babel does not know falls back to `default`."""
+    if not tag:
+        return default
+    try:
+        return str(Locale.parse(tag.replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +58,7 @@ class Viewer:
     user_id: str
     email: str
     access: Access
+    locale: str = DEFAULT_LOCALE  # Babel's form ("de_DE"): amounts are read and shown in it
 
     def require(self, billing_profile_id: str) -> None:
         if not self.access.may_see(billing_profile_id):
@@ -45,20 +66,24 @@ class Viewer:
 
 
 class IdentityService:
-    def __init__(self, directory: Directory, billing: BillingClient, *, ttl_seconds: float = 60.0) -> None:
+    def __init__(self, directory: Directory, billing: BillingClient, *, ttl_seconds: float = 60.0,
+                 default_locale: str = DEFAULT_LOCALE) -> None:
         self._directory = directory
         self._billing = billing
-        self._emails: TTLCache[tuple[str, str], str] = TTLCache(ttl_seconds)
+        self._default_locale = babel_locale(default_locale)
+        self._people: TTLCache[tuple[str, str], DirectoryEntry] = TTLCache(ttl_seconds)
         self._access: TTLCache[str, Access] = TTLCache(ttl_seconds)
 
     async def viewer(self, team_id: str, user_id: str, *, fresh: bool = False) -> Viewer:
         """The user's rights; `fresh` bypasses the caches (used before money moves)."""
-        email = None if fresh else self._emails.get((team_id, user_id))
-        if email is None:
-            email = await self._directory.email_of(team_id, user_id)
-            if not email:
+        entry = None if fresh else self._people.get((team_id, user_id))
+        if entry is None:
+            entry = await self._directory.person(team_id, user_id)
+            if not entry.email:
                 raise AccessDenied(AccessProblem.NO_EMAIL)
-            self._emails.put((team_id, user_id), email)
+            self._people.put((team_id, user_id), entry)
+        email = entry.email
+        assert email is not None
 
         async def load() -> Access:
             try:
@@ -71,4 +96,4 @@ class IdentityService:
             raise AccessDenied(AccessProblem.NOT_VIEWER)
         if not access.billing_profile_ids:
             raise AccessDenied(AccessProblem.NO_PROFILES)
-        return Viewer(team_id, user_id, email, access)
+        return Viewer(team_id, user_id, email, access, babel_locale(entry.locale, self._default_locale))

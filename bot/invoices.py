@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from bot.billing import BillingClient, BillingProfile, Invoice
 from bot.cache import TTLCache
+from bot.clock import Clock, SystemClock
 from bot.identity import Viewer
 from bot.money import Money, totals_by_currency
 
@@ -61,15 +62,18 @@ class InvoiceListing:
     rows: list[InvoiceRow]
     totals: list[Money] = field(default_factory=list)
     matched_number: bool = False  # the search found an invoice by its number
+    locale: str = "en_US"  # the viewer's: amounts and dates are shown in it
 
 
 class InvoiceService:
-    def __init__(self, billing: BillingClient, *, profile_ttl_seconds: float = 60.0) -> None:
+    def __init__(self, billing: BillingClient, *, clock: Clock | None = None,
+                 profile_ttl_seconds: float = 60.0) -> None:
         self._billing = billing
+        self._clock = clock or SystemClock()
         self._profiles: TTLCache[str, BillingProfile] = TTLCache(profile_ttl_seconds)
 
     def today(self) -> dt.date:
-        return dt.datetime.now(dt.UTC).date()
+        return self._clock.now().date()
 
     async def profile(self, profile_id: str, *, fresh: bool = False) -> BillingProfile:
         return await self._profiles.get_or_load(profile_id, lambda: self._billing.get_billing_profile(profile_id),
@@ -106,7 +110,8 @@ class InvoiceService:
         if query.kind is QueryKind.OVERDUE:
             rows = [row for row in rows if row.overdue]
         rows.sort(key=lambda row: (row.invoice.due_on, row.invoice.number, row.invoice.id))
-        return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number)
+        return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number,
+                              viewer.locale)
 
     async def _profiles_by_id(self, profile_ids: list[str]) -> dict[str, BillingProfile]:
         limit = asyncio.Semaphore(_PROFILE_CONCURRENCY)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     log_format: str = "text"  # "json" in production: one JSON object per line
     log_level: str = "INFO"
 
+    # Channel notices are read by many people: they use the workspace's locale, not one
+    # person's (amounts and dates to a person use that person's Slack locale).
+    default_locale: str = "en-US"
+    # Tests and the demo only: a file holding seconds to add to the clock (unset in production).
+    clock_offset_file: Path | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -57,6 +63,17 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("must name a channel (an id like C0123 or #billing)")
         return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError  # noqa: PLC0415
+
+        try:
+            Locale.parse(value.strip().replace("-", "_"))
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError("must be a locale like en-US or de-DE") from exc
+        return value.strip()
 
     @field_validator("log_format")
     @classmethod

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.notifications import payment_notice
 from blocks.pay_modal import payment_view
+from bot.identity import DEFAULT_LOCALE, DirectoryEntry, babel_locale
 from bot.routing import ChannelInfo, NotificationRouter
 from storage.models import OutboxMessage, Payment, PaymentStatus
 
@@ -18,23 +19,26 @@ log = logging.getLogger(__name__)
 
 
 class SlackDirectory:
-    """Emails from `users.info` (scope users:read.email)."""
+    """Email and locale from `users.info` (scopes users:read, users:read.email)."""
 
     def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
         self._client_for = client_for
 
-    async def email_of(self, team_id: str, user_id: str) -> str | None:
+    async def person(self, team_id: str, user_id: str) -> DirectoryEntry:
         client = await self._client_for(team_id)
         try:
-            response = await client.users_info(user=user_id)
+            response = await client.users_info(user=user_id, include_locale=True)
         except SlackApiError as exc:
             if exc.response.get("error") in ("user_not_found", "user_not_visible"):
-                return None
+                return DirectoryEntry(None, None)
             raise
         user = response.get("user") or {}
-        if user.get("deleted") or user.get("is_bot"):
-            return None
-        return (user.get("profile") or {}).get("email") or None
+        if not isinstance(user, dict) or user.get("deleted") or user.get("is_bot"):
+            return DirectoryEntry(None, None)
+        profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+        email = profile.get("email") if isinstance(profile.get("email"), str) else None
+        locale = user.get("locale") if isinstance(user.get("locale"), str) else None
+        return DirectoryEntry(email or None, locale)
 
 
 class SlackChannels:
@@ -60,17 +64,22 @@ class SlackPaymentEvents:
 
     def __init__(self, router: NotificationRouter, client_for: Callable[[str], Awaitable[AsyncWebClient]],
                  on_settled: Callable[[Payment], Awaitable[None]] | None = None,
-                 on_queued: Callable[[], None] | None = None) -> None:
+                 on_queued: Callable[[], None] | None = None,
+                 authenticate_url: Callable[[str], str | None] | None = None,
+                 notice_locale: str = DEFAULT_LOCALE) -> None:
         self._router = router
         self._client_for = client_for
         self._on_settled = on_settled
         self._on_queued = on_queued
+        self._authenticate_url = authenticate_url or (lambda _payment_id: None)
+        self._notice_locale = babel_locale(notice_locale)
 
     async def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
         channel = await self._router.channel_for(payment.team_id, payment.billing_profile_id)
         return [OutboxMessage(
             dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=channel,
-            payload={**payment_notice(payment, event), "billing_profile_id": payment.billing_profile_id},
+            payload={**payment_notice(payment, event, locale=self._notice_locale),
+                     "billing_profile_id": payment.billing_profile_id},
             attempts=0, next_attempt_at=_now(),
         )]
 
@@ -80,7 +89,8 @@ class SlackPaymentEvents:
         client = await self._client_for(payment.team_id)
         if update_modal and payment.view_id:
             try:
-                await client.views_update(view_id=payment.view_id, view=payment_view(payment))
+                await client.views_update(view_id=payment.view_id, view=payment_view(
+                    payment, authenticate_url=self._authenticate_url(payment.id)))
             except SlackApiError as exc:
                 # The modal was closed: the channel message and /invoices tell the story.
                 log.info("modal for payment %s not updated: %s", payment.id, exc.response.get("error"))

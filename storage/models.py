@@ -101,6 +101,12 @@ class Payment(Base):
     list_query: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    # The payer's locale (Babel's form), so a receipt drawn later (webhook, reconciler)
+    # speaks the payer's format; None for payments made before it was kept.
+    locale: Mapped[str | None] = mapped_column(String(32))
+    # The vendor's card fee for this amount (ISO minor units), billed separately; shown on
+    # the receipt and the notice. None: no fee (bank debits, profiles without one).
+    card_fee_minor: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index(
@@ -134,6 +140,7 @@ class PaySession(Base):
     offered_methods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     list_response_url: Mapped[str | None] = mapped_column(String(2000))
     list_query: Mapped[str | None] = mapped_column(String(500))
+    locale: Mapped[str | None] = mapped_column(String(32))  # the person's, Babel's form
 
 
 class OutboxMessage(Base):

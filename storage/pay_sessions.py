@@ -4,35 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import PaySession, utcnow
 
-SESSION_TTL = dt.timedelta(hours=12)
+# A modal may stay open for days (Slack keeps it until it is closed); its form, and the
+# links in it, keep working that long. Everything is checked again at submission.
+SESSION_TTL = dt.timedelta(days=7)
 
 
 class PaySessionRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], dt.datetime] = utcnow) -> None:
         self._sessions = sessions
+        self._now = now
 
     async def open(self, *, team_id: str, user_id: str, invoice_id: str, list_response_url: str | None,
-                   list_query: str | None) -> PaySession:
+                   list_query: str | None, locale: str | None = None) -> PaySession:
+        now = self._now()
         pay_session = PaySession(
-            id=secrets.token_urlsafe(24), team_id=team_id, user_id=user_id, invoice_id=invoice_id,
-            list_response_url=list_response_url, list_query=list_query, offered_methods={},
+            id=secrets.token_urlsafe(24), created_at=now, team_id=team_id, user_id=user_id, invoice_id=invoice_id,
+            list_response_url=list_response_url, list_query=list_query, offered_methods={}, locale=locale,
         )
         async with self._sessions.begin() as session:
             session.add(pay_session)
             # Old sessions are of no use to anyone; sweep them on the way.
-            await session.execute(delete(PaySession).where(PaySession.created_at < utcnow() - SESSION_TTL))
+            await session.execute(delete(PaySession).where(PaySession.created_at < now - SESSION_TTL))
         return pay_session
 
     async def get(self, session_id: str) -> PaySession | None:
         async with self._sessions() as session:
             pay_session = await session.get(PaySession, session_id)
-        if pay_session is None or pay_session.created_at < utcnow() - SESSION_TTL:
+        if pay_session is None or pay_session.created_at < self._now() - SESSION_TTL:
             return None
         return pay_session
 

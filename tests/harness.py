@@ -37,6 +37,14 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
 
     @property
+    def clock_file(self) -> Path:
+        """Seconds added to the bot's clock (bot/clock.py): tests move time by writing it."""
+        return self.workdir / "clock-offset"
+
+    def move_clock(self, seconds: float) -> None:
+        self.clock_file.write_text(str(int(seconds)))
+
+    @property
     def app_url(self) -> str:
         return f"http://127.0.0.1:{self.app_port}"
 
@@ -59,6 +67,7 @@ class Stack:
             STRIPE_API_KEY=STRIPE_KEY, STRIPE_API_BASE=self.stripe_url, BILLING_API_URL=self.billing_url,
             BILLING_API_TOKEN=BILLING_TOKEN, DATABASE_URL=self.database_url, NOTIFY_CHANNEL=NOTIFY_CHANNEL,
             PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            CLOCK_OFFSET_FILE=str(self.clock_file),
         )
         env.update(extra)
         return env

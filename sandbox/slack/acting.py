@@ -377,6 +377,9 @@ async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str,
     if req.get("view_id"):
         view = _open_view_of(state, user, req["view_id"])
         block, el = _find_element(view.definition.get("blocks", []), action_id, req.get("block_id"), req.get("value"))
+        if block.get("type") == "input" and not block.get("dispatch_action"):
+            # Slack sends nothing for typing in an input unless the block dispatches actions.
+            raise ActError(409, f"input {block.get('block_id')} does not dispatch actions")
         action, entry = _action(block, el, req)
         if entry is not None:
             view.state_values.setdefault(block["block_id"], {})[action_id] = entry

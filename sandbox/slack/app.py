@@ -123,7 +123,8 @@ def create_app(state: StandInState) -> Starlette:
         if not data.get("id") or not data.get("name"):
             return _bad_request("id and name are required")
         user = User(id=data["id"], name=data["name"], email=data.get("email"),
-                    team_id=data.get("team_id", state.team_id), real_name=data.get("real_name"))
+                    team_id=data.get("team_id", state.team_id), real_name=data.get("real_name"),
+                    locale=str(data.get("locale") or "en-US"))
         state.add_user(user)
         state.changed()
         return JSONResponse({"ok": True, "user": user.to_api()})

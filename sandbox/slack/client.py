@@ -57,8 +57,10 @@ class StandInClient:
     # --- directory ----------------------------------------------------------------
 
     async def add_user(self, id: str, name: str, email: str | None = None, team_id: str | None = None,
-                       real_name: str | None = None) -> dict[str, Any]:
+                       real_name: str | None = None, locale: str | None = None) -> dict[str, Any]:
         body = {"id": id, "name": name, "email": email, "real_name": real_name}
+        if locale:
+            body["locale"] = locale
         if team_id:
             body["team_id"] = team_id
         return (await self._req("POST", "/users", json=body))["user"]

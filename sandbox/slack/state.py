@@ -119,8 +119,9 @@ class User:
     real_name: str | None = None
     is_bot: bool = False
     tz: str = "Europe/Berlin"
+    locale: str = "en-US"  # Slack's `locale` (IETF tag), sent by users.info with include_locale
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, *, include_locale: bool = False) -> dict[str, Any]:
         """users.info `user` object; `profile.email` only exists when the user has one."""
         real_name = self.real_name or self.name
         profile: dict[str, Any] = {"real_name": real_name, "display_name": self.name}
@@ -135,6 +136,7 @@ class User:
             "is_bot": self.is_bot,
             "tz": self.tz,
             "profile": profile,
+            **({"locale": self.locale} if include_locale else {}),
         }
 
 

@@ -112,7 +112,8 @@ def _user_of_team(state: StandInState, user_id: str | None, tok: Token) -> Any:
 
 
 def users_info(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
-    user = _user_of_team(state, params.get("user"), tok).to_api()
+    include_locale = str(params.get("include_locale", "")).lower() in ("true", "1")
+    user = _user_of_team(state, params.get("user"), tok).to_api(include_locale=include_locale)
     if not tok.has_scope("users:read.email"):  # Slack leaves the email out without this scope
         user["profile"].pop("email", None)
     return {"user": user}

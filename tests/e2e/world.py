@@ -68,6 +68,18 @@ class World:
                 customer.id, params={"invoice_settings": {"default_payment_method": methods[default]}})
         return customer.id, methods
 
+    async def add_card(self, profile: Profile, label: str) -> str:
+        """Save one more card of `CARDS` for the profile's customer (e.g. the same one twice)."""
+        number, month, year = CARDS[label]
+        pm = await self.stripe.v1.payment_methods.create_async(params={
+            "type": "card", "card": {"number": number, "exp_month": month, "exp_year": year, "cvc": "123"}})
+        await self.stripe.v1.payment_methods.attach_async(pm.id, params={"customer": profile.customer_id or ""})
+        return pm.id
+
+    async def stripe_checkout_sessions(self, customer_id: str | None) -> list[dict[str, Any]]:
+        page = await self.stripe.v1.checkout.sessions.list_async(params={"limit": 100})  # type: ignore[typeddict-item]
+        return [cs.to_dict() for cs in page.data if cs.to_dict().get("customer") == customer_id]
+
     async def intents(self, customer_id: str) -> list[dict[str, Any]]:
         page = await self.stripe.v1.payment_intents.list_async(params={"limit": 100})  # type: ignore[typeddict-item]
         return [pi.to_dict() for pi in page.data if pi.to_dict().get("customer") == customer_id]
@@ -95,10 +107,10 @@ class World:
         return Profile(profile_id, name, currency, customer_id, methods)
 
     async def person(self, profiles: list[Profile], *, permissions: tuple[str, ...] = ("invoice_viewer",),
-                     in_billing: bool = True, has_email: bool = True) -> Person:
+                     in_billing: bool = True, has_email: bool = True, locale: str | None = None) -> Person:
         user_id = unique("U")
         email = f"{user_id.lower()}@acme.example" if has_email else None
-        await self.slack.add_user(user_id, user_id.lower(), email)
+        await self.slack.add_user(user_id, user_id.lower(), email, locale=locale)
         if in_billing and email:
             await self._post("/_sandbox/users", {"email": email, "permissions": list(permissions),
                                                  "billing_profile_ids": [p.id for p in profiles]})

@@ -9,17 +9,21 @@ from slack_sdk.models.blocks import (
     ActionsBlock, ButtonElement, ContextBlock, DividerBlock, InputBlock, MarkdownTextObject, Option,
     PlainTextInputElement, PlainTextObject, SectionBlock, StaticSelectElement,
 )
+from slack_sdk.models.blocks.basic_components import DispatchActionConfig
 from slack_sdk.models.views import View
 
 from blocks.text import clip, day, link, safe
 from bot.billing import Invoice, WireInstructions
-from bot.money import Money
-from bot.payments import AMOUNT_FIELD, METHOD_FIELD, PayForm
+from bot.identity import DEFAULT_LOCALE
+from bot.money import Money, MoneyError, format_amount_input, parse_amount
+from bot.payments import AMOUNT_FIELD, METHOD_FIELD, FeeQuote, PayForm
 from storage.models import Payment, PaymentStatus
 
 CALLBACK_ID = "pay_invoice"
 ADD_CARD = "add_card"
 REFRESH_METHODS = "refresh_methods"
+AUTHENTICATE = "authenticate"
+FEE_BLOCK = "card_fee"
 TITLE = "Pay invoice"
 MAX_OPTIONS = 100  # Slack's limit for a static select
 
@@ -44,8 +48,8 @@ def message_view(title: str, text: str, *, private_metadata: str = "") -> dict[s
     return _view([_md(f"*{safe(title, 150)}*\n{text}")], private_metadata=private_metadata)
 
 
-def _invoice_summary(invoice: Invoice, profile_name: str, today: dt.date) -> SectionBlock:
-    due = day(invoice.due_on)
+def _invoice_summary(invoice: Invoice, profile_name: str, today: dt.date, locale: str) -> SectionBlock:
+    due = day(invoice.due_on, locale)
     if invoice.is_overdue(today):
         due = f"{due} · :warning: *Overdue*"
     return SectionBlock(
@@ -53,19 +57,37 @@ def _invoice_summary(invoice: Invoice, profile_name: str, today: dt.date) -> Sec
         fields=[
             MarkdownTextObject(text=f"*Due*\n{due}"),
             MarkdownTextObject(text=f"*Status*\n{invoice.status.replace('_', ' ').capitalize()}"),
-            MarkdownTextObject(text=f"*Total*\n{invoice.total_money.format()}"),
-            MarkdownTextObject(text=f"*Balance due*\n{invoice.balance.format()}"),
+            MarkdownTextObject(text=f"*Total*\n{invoice.total_money.format(locale)}"),
+            MarkdownTextObject(text=f"*Balance due*\n{invoice.balance.format(locale)}"),
         ],
     )
 
 
+def _fee_text(percent_value: object, fee: Money, amount: Money, locale: str) -> str:
+    percent = f"{percent_value.normalize():f}%" if hasattr(percent_value, "normalize") else f"{percent_value}%"
+    return (f":information_source: A {percent} card fee of *{fee.format(locale)}* is billed separately for paying "
+            f"*{amount.format(locale)}* by card (press Enter in the amount field to update it). "
+            "Bank debits carry no fee.")
+
+
+def _fee_block(text: str) -> ContextBlock:
+    return ContextBlock(block_id=FEE_BLOCK, elements=[MarkdownTextObject(text=clip(text, 3000))])
+
+
+def _typed_amount(text: str | None, currency: str, locale: str) -> Money | None:
+    try:
+        return parse_amount(text, currency, locale) if text else None
+    except MoneyError:
+        return None
+
+
 def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
                   amount_text: str | None = None, method_id: str | None = None) -> dict[str, Any]:
-    invoice, profile = form.invoice, form.profile
+    invoice, profile, locale = form.invoice, form.profile, form.locale
     blocks: list[Any] = []
     if notice:
         blocks.append(_md(notice))
-    blocks.append(_invoice_summary(invoice, profile.name, today))
+    blocks.append(_invoice_summary(invoice, profile.name, today, locale))
     if form.in_flight is not None:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=f":hourglass: A payment on this invoice is in progress (started by <@{form.in_flight.user_id}>). "
@@ -73,26 +95,27 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
     has_methods = bool(form.methods)
     if has_methods:
         options = [Option(text=clip(m.label, 75), value=m.id) for m in form.methods[:MAX_OPTIONS]]
-        chosen = method_id if any(m.id == method_id for m in form.methods) else form.default_method_id
+        chosen = next((candidate for candidate in (method_id, form.new_method_id, form.default_method_id)
+                       if candidate and any(m.id == candidate for m in form.methods)), None)
         initial = next((o for o in options if o.value == chosen), options[0])
         blocks.append(InputBlock(
             block_id=METHOD_FIELD, label="Pay with",
             element=StaticSelectElement(action_id=METHOD_FIELD, options=options, initial_option=initial,
                                         placeholder="Choose a saved card or bank account"),
         ))
+        prefilled = format_amount_input(invoice.balance, locale)
         blocks.append(InputBlock(
-            block_id=AMOUNT_FIELD, label=f"Amount ({invoice.currency})",
-            element=PlainTextInputElement(action_id=AMOUNT_FIELD,
-                                          initial_value=clip(amount_text or invoice.balance.api_string(), 150),
-                                          placeholder=invoice.balance.api_string()),
-            hint=f"The balance due is {invoice.balance.format()}. Enter less to pay part of it.",
+            block_id=AMOUNT_FIELD, label=f"Amount ({invoice.currency})", dispatch_action=True,
+            element=PlainTextInputElement(
+                action_id=AMOUNT_FIELD, initial_value=clip(amount_text or prefilled, 150),
+                placeholder=clip(prefilled, 150),
+                dispatch_action_config=DispatchActionConfig(trigger_actions_on=["on_enter_pressed"])),
+            hint=f"The balance due is {invoice.balance.format(locale)}. Enter less to pay part of it.",
         ))
-        fee = form.card_fee(invoice.balance)
+        paying = _typed_amount(amount_text, invoice.currency, locale) or invoice.balance
+        fee = form.card_fee(paying)
         if fee is not None:
-            percent = f"{profile.card_fee_percent.normalize():f}%"
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(
-                text=f":information_source: A {percent} card fee of *{fee.format()}* is billed separately "
-                     f"(for the full balance; {percent} of whatever you pay by card). Bank debits carry no fee.")]))
+            blocks.append(_fee_block(_fee_text(profile.card_fee_percent, fee, paying, locale)))
     elif form.methods_unavailable:
         blocks.append(_md(":warning: Stripe isn't answering right now, so your saved cards can't be shown. "
                           "Nothing was charged. Press *Refresh* in a minute, or pay by wire transfer below."))
@@ -130,14 +153,33 @@ def _wire_text(invoice: Invoice, wire: WireInstructions | None) -> str:
     return "\n".join(lines)
 
 
-def payment_view(payment: Payment, *, channel_hint: str = "the finance channel") -> dict[str, Any]:
-    """Where a submitted payment stands, in words a payer understands."""
-    amount = Money.from_minor(payment.amount_minor, payment.currency).format()
+def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
+    """The open form (as Slack sent it back) with the card fee for the amount now typed."""
+    kept = ("type", "callback_id", "title", "submit", "close", "private_metadata", "notify_on_close")
+    updated = {key: view[key] for key in kept if key in view}
+    blocks = [block for block in view.get("blocks") or [] if block.get("block_id") != FEE_BLOCK]
+    if quote.fee is not None:
+        fee = _fee_block(_fee_text(quote.percent, quote.fee, quote.amount, quote.locale)).to_dict()
+        at = next((i + 1 for i, block in enumerate(blocks) if block.get("block_id") == AMOUNT_FIELD), len(blocks))
+        blocks.insert(at, fee)
+    for block in blocks:
+        if block.get("block_id") == AMOUNT_FIELD and isinstance(block.get("element"), dict):
+            # Keep what the person typed (Slack keeps input state across views.update too).
+            block["element"]["initial_value"] = clip(format_amount_input(quote.amount, quote.locale), 150)
+    updated["blocks"] = blocks
+    return updated
+
+
+def payment_view(payment: Payment, *, authenticate_url: str | None = None,
+                 channel_hint: str = "the finance channel") -> dict[str, Any]:
+    """Where a submitted payment stands, in words a payer understands (in the payer's locale)."""
+    locale = payment.locale or DEFAULT_LOCALE
+    amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
     method = safe(payment.method_label, 80)
     number = safe(payment.invoice_number, 150)
     status = PaymentStatus(payment.status)
     if status is PaymentStatus.RECORDED:
-        return _receipt(payment, amount, method, number)
+        return _receipt(payment, amount, method, number, locale)
     if status in (PaymentStatus.CREATED, PaymentStatus.CONFIRMING):
         if payment.attempts:
             text = (f":hourglass: We couldn't get an answer from Stripe about charging *{amount}* to {method}. "
@@ -160,16 +202,25 @@ def payment_view(payment: Payment, *, channel_hint: str = "the finance channel")
             "will hear when it settles."))
     if status is PaymentStatus.REQUIRES_ACTION:
         where = link(payment.invoice_url, f"the invoice page of {payment.invoice_number}")
-        return message_view("Authentication needed", (
-            f":lock: {method} needs 3-D Secure authentication by the cardholder, which can't happen in Slack. "
-            f"Nothing has been charged yet. Finish paying *{amount}* on {where}, or close this and choose "
-            "another card."))
+        if not authenticate_url:
+            return message_view("Authentication needed", (
+                f":lock: {method} needs 3-D Secure authentication by the cardholder, which can't happen in "
+                f"Slack. Nothing has been charged yet. Finish paying *{amount}* on {where}, or close this and "
+                "choose another card."))
+        return _view([
+            _md(f"*Authentication needed*\n:lock: {method} needs 3-D Secure authentication by the cardholder, "
+                f"which can't happen in Slack. Nothing has been charged yet. Press *Authenticate on Stripe* to "
+                f"confirm *{amount}* on Stripe's own page; the result shows here and in the finance channel. "
+                f"(You can also pay on {where}, or close this and choose another card.)"),
+            ActionsBlock(block_id="authenticate", elements=[ButtonElement(
+                text="Authenticate on Stripe", action_id=AUTHENTICATE, url=authenticate_url, style="primary")]),
+        ])
     return message_view("Payment not completed", (
         f":x: {safe(payment.failure_message or 'The payment failed.', 500)} Nothing was charged."))
 
 
-def _receipt(payment: Payment, amount: str, method: str, number: str) -> dict[str, Any]:
-    balance = (Money.from_minor(payment.balance_after_minor, payment.currency).format()
+def _receipt(payment: Payment, amount: str, method: str, number: str, locale: str) -> dict[str, Any]:
+    balance = (Money.from_minor(payment.balance_after_minor, payment.currency).format(locale)
                if payment.balance_after_minor is not None else "—")
     paid_in_full = payment.invoice_status_after == "paid"
     status = "Paid" if paid_in_full else (payment.invoice_status_after or "").replace("_", " ").capitalize()
@@ -182,12 +233,16 @@ def _receipt(payment: Payment, amount: str, method: str, number: str) -> dict[st
             MarkdownTextObject(text=f"*New balance*\n{balance}"),
             MarkdownTextObject(text=f"*Invoice status*\n{status}"),
         ]),
-        ContextBlock(elements=[PlainTextObject(text=f"Payment reference {payment.id}")]),
     ]
+    if payment.card_fee_minor:
+        fee = Money.from_minor(payment.card_fee_minor, payment.currency).format(locale)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f":information_source: The card fee of *{fee}* is billed separately by the vendor.")]))
+    blocks.append(ContextBlock(elements=[PlainTextObject(text=f"Payment reference {payment.id}")]))
     return _view(blocks)
 
 
 def decline_notice(payment: Payment) -> str:
     return (f":x: *{safe(payment.method_label, 80)} was not charged.* "
             f"{safe(payment.failure_message or 'The payment was declined.', 500)} "
-            "Nothing was charged. Choose another method, or add a new card.")
+            "Choose another method, or add a new card.")

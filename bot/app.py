@@ -27,10 +27,12 @@ from blocks.invoices import invoice_list_message
 from blocks.pay_modal import pay_form_view
 from bot.billing import BillingClient
 from bot.cache import TTLCache
+from bot.clock import Clock, clock_from
 from bot.identity import IdentityService
+from bot.links import LinkSigner
 from bot.invoices import InvoiceService, ListQuery
 from bot.outbox_worker import OutboxWorker
-from bot.payments import PaymentService
+from bot.payments import PayLinks, PaymentService
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
 from bot.settings import Settings
@@ -71,6 +73,8 @@ class Services:
     webhooks: StripeWebhooks
     pay_sessions: PaySessionRepository
     routing: RoutingService
+    clock: Clock
+    links: PayLinks
     installations: AsyncSQLAlchemyInstallationStore | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _work: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -97,7 +101,7 @@ class Services:
         return task
 
     def today(self) -> dt.date:
-        return self.invoices.today()
+        return self.clock.now().date()
 
     async def render_list(self, team_id: str, user_id: str, query_text: str, page: int = 0) -> dict[str, Any]:
         viewer = await self.identity.viewer(team_id, user_id)
@@ -162,6 +166,7 @@ def slack_client(settings: Settings, token: str | None) -> AsyncWebClient:
 
 
 def build_services(settings: Settings) -> Services:
+    clock = clock_from(settings.clock_offset_file)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -181,16 +186,18 @@ def build_services(settings: Settings) -> Services:
     async def render(team_id: str, user_id: str, query: str) -> dict[str, Any]:
         return await services.render_list(team_id, user_id, query)
 
-    identity = IdentityService(SlackDirectory(client_for), billing)
-    invoices = InvoiceService(billing)
+    identity = IdentityService(SlackDirectory(client_for), billing, default_locale=settings.default_locale)
+    invoices = InvoiceService(billing, clock=clock)
     outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
-    events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake)
+    links = PayLinks(str(settings.public_url) if settings.public_url else None,
+                     LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
+    events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake,
+                                authenticate_url=links.authenticate, notice_locale=settings.default_locale)
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
-    return_url = f"{str(settings.public_url).rstrip('/')}/card-saved" if settings.public_url else None
-    pay_sessions = PaySessionRepository(sessions)
-    payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit,
-                              return_url=return_url)
+    pay_sessions = PaySessionRepository(sessions, clock.now)
+    payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
+                              clock=clock)
 
     async def card_saved(metadata: dict[str, str]) -> None:
         await services.card_saved(metadata)
@@ -202,6 +209,7 @@ def build_services(settings: Settings) -> Services:
         payments=payments, processor=processor, outbox=outbox, reconciler=Reconciler(payments_repo, processor),
         router=router, webhooks=StripeWebhooks(secret, processor, sessions, card_saved), pay_sessions=pay_sessions,
         routing=RoutingService(routes, invoices, SlackChannels(client_for), audit, settings.notify_channel),
+        clock=clock, links=links,
         installations=AsyncSQLAlchemyInstallationStore(settings.slack_client_id, engine)
         if settings.multi_workspace and settings.slack_client_id else None,
     )

@@ -8,17 +8,19 @@ read again, uncached, before a payment row is written.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from ulid import ULID
 
 from bot.billing import BillingClient, BillingNotFound, BillingProfile, Invoice
+from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
-from bot.identity import AccessDenied, IdentityService, Viewer
+from bot.identity import DEFAULT_LOCALE, AccessDenied, IdentityService, Viewer
 from bot.invoices import InvoiceService
-from bot.money import Money, MoneyError, check_chargeable
+from bot.links import LinkSigner
+from bot.money import Money, MoneyError, check_chargeable, parse_amount
 from bot.stripe_gateway import SavedMethod, StripeGateway, StripeUnavailable, StripeRejected
 from storage.audit import AuditLog
 from storage.models import Payment, PaymentStatus, PaySession
@@ -32,6 +34,42 @@ METHOD_FIELD = "method"
 MAX_OFFERED_METHODS = 99  # Slack allows 100 options in a select
 
 
+ADD_CARD_LINK = "add_card"
+AUTHENTICATE_LINK = "authenticate"
+
+
+class PayLinks:
+    """The bot's own short links behind the modal's buttons (see bot/links.py)."""
+
+    def __init__(self, public_url: str | None, signer: LinkSigner) -> None:
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.signer = signer
+
+    def add_card(self, session_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url}/cards/new/{session_id}?t={self.signer.sign(ADD_CARD_LINK, session_id)}"
+
+    def authenticate(self, payment_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        token = self.signer.sign(AUTHENTICATE_LINK, payment_id)
+        return f"{self.public_url}/pay/authenticate/{payment_id}?t={token}"
+
+    def authenticated(self, payment_id: str) -> str:
+        return f"{self.public_url or ''}/pay/authenticated/{payment_id}"
+
+    def card_saved(self) -> str | None:
+        return f"{self.public_url}/card-saved" if self.public_url else None
+
+
+def card_fee(percent: Decimal | None, amount: Money) -> Money | None:
+    """The vendor's surcharge for paying `amount` by card (billed separately), or None."""
+    if percent is None or percent <= 0:
+        return None
+    return amount.percent(percent)
+
+
 @dataclass(frozen=True, slots=True)
 class PayForm:
     session_id: str
@@ -42,11 +80,21 @@ class PayForm:
     add_card_url: str | None
     methods_unavailable: bool  # Stripe did not answer: offer wire transfer and retry
     in_flight: Payment | None
+    locale: str = DEFAULT_LOCALE
+    new_method_id: str | None = None  # saved since the form was last drawn: preselected
 
     def card_fee(self, amount: Money) -> Money | None:
-        if self.profile.card_fee_percent is None or self.profile.card_fee_percent <= 0:
-            return None
-        return amount.percent(self.profile.card_fee_percent)
+        return card_fee(self.profile.card_fee_percent, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeQuote:
+    """The card fee for the amount in the field (the modal refreshes it on Enter)."""
+
+    amount: Money
+    fee: Money | None
+    percent: Decimal | None
+    locale: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +111,7 @@ class Submission:
 class PaymentService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingClient,
                  stripe: StripeGateway, payments: PaymentRepository, sessions: PaySessionRepository,
-                 audit: AuditLog, *, return_url: str | None = None) -> None:
+                 audit: AuditLog, links: PayLinks, *, clock: Clock | None = None) -> None:
         self._identity = identity
         self._invoices = invoices
         self._billing = billing
@@ -71,7 +119,8 @@ class PaymentService:
         self._payments = payments
         self._sessions = sessions
         self._audit = audit
-        self._return_url = return_url
+        self._links = links
+        self._clock = clock or SystemClock()
 
     # -- Pay Now -------------------------------------------------------------------------
     async def open_form(self, *, team_id: str, user_id: str, invoice_id: str, view_id: str | None,
@@ -80,7 +129,8 @@ class PaymentService:
         invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         pay_session = await self._sessions.open(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
-                                                list_response_url=list_response_url, list_query=list_query)
+                                                list_response_url=list_response_url, list_query=list_query,
+                                                locale=viewer.locale)
         form = await self._form(pay_session, invoice, profile)
         await self._sessions.update(pay_session.id, view_id=view_id, currency=invoice.currency,
                                     balance_minor=invoice.balance.minor, offered_methods=_offered(form.methods))
@@ -95,9 +145,57 @@ class PaymentService:
         invoice = await self._visible_invoice(viewer, pay_session.invoice_id, action="reload_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         form = await self._form(pay_session, invoice, profile)
+        # A card saved since the form was drawn (on Stripe's page) is what the person came
+        # back to pay with: preselect it.
+        new = [m.id for m in form.methods if pay_session.offered_methods and m.id not in pay_session.offered_methods]
+        if new:
+            form = replace(form, new_method_id=new[-1])
         await self._sessions.update(pay_session.id, currency=invoice.currency, balance_minor=invoice.balance.minor,
-                                    offered_methods=_offered(form.methods))
+                                    offered_methods=_offered(form.methods), locale=viewer.locale)
         return form
+
+    async def fee_quote(self, *, team_id: str, user_id: str, session_id: str, amount_text: str | None) -> FeeQuote:
+        """The card fee for what the person typed (FieldProblem if it is not an amount)."""
+        pay_session = await self._session_of(team_id, user_id, session_id)
+        invoice = await self._billing.get_invoice(pay_session.invoice_id)
+        profile = await self._invoices.profile(invoice.billing_profile_id)
+        locale = pay_session.locale or DEFAULT_LOCALE
+        amount = self.parse_amount(amount_text, invoice.currency, locale)
+        return FeeQuote(amount, card_fee(profile.card_fee_percent, amount), profile.card_fee_percent, locale)
+
+    # -- links behind the modal's buttons --------------------------------------------------
+    async def add_card_page(self, session_id: str, token: str | None) -> str:
+        """Stripe's page to save a new card for this form's billing profile, created now
+        (the button was drawn without a Stripe call). Raises LinkInvalid, FormExpired,
+        AccessDenied or InvoiceUnavailable."""
+        self._links.signer.verify(ADD_CARD_LINK, session_id, token)
+        pay_session = await self._sessions.get(session_id)
+        if pay_session is None:
+            raise FormExpired()
+        viewer = await self._identity.viewer(pay_session.team_id, pay_session.user_id)
+        invoice = await self._visible_invoice(viewer, pay_session.invoice_id, action="add_card")
+        profile = await self._invoices.profile(invoice.billing_profile_id)
+        if not profile.stripe_customer_id:
+            raise InvoiceUnavailable(invoice.id)
+        back = self._links.card_saved() or invoice.url or "https://slack.com/"
+        url = await self._stripe.create_setup_session(
+            profile.stripe_customer_id, currency=invoice.currency, success_url=back, cancel_url=back,
+            metadata={"slack_team_id": pay_session.team_id, "slack_user_id": pay_session.user_id,
+                      "pay_session_id": pay_session.id, "invoice_id": invoice.id,
+                      "billing_profile_id": invoice.billing_profile_id})
+        await self._audit.record("add_card", "ok", team_id=viewer.team_id, user_id=viewer.user_id,
+                                 invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id)
+        return url
+
+    async def authentication_page(self, payment_id: str, token: str | None) -> str | None:
+        """Stripe's 3-D Secure page for this payment (None: nothing left to authenticate)."""
+        self._links.signer.verify(AUTHENTICATE_LINK, payment_id, token)
+        payment = await self._payments.get(payment_id)
+        if payment is None or payment.status != PaymentStatus.REQUIRES_ACTION or not payment.stripe_payment_intent_id:
+            return None
+        return await self._stripe.authentication_url(
+            payment.stripe_payment_intent_id, payment_method_id=payment.payment_method_id,
+            return_url=self._links.authenticated(payment.id), idempotency_key=f"{payment.id}-authenticate")
 
     async def _form(self, pay_session: PaySession, invoice: Invoice, profile: BillingProfile) -> PayForm:
         methods: list[SavedMethod] = []
@@ -105,38 +203,31 @@ class PaymentService:
         add_card_url: str | None = None
         unavailable = False
         if profile.stripe_customer_id:
-            saved, link = await asyncio.gather(
-                self._stripe.saved_methods(profile.stripe_customer_id),
-                self._stripe.create_setup_session(
-                    profile.stripe_customer_id, currency=invoice.currency,
-                    success_url=self._return_url or invoice.url or "https://slack.com/",
-                    cancel_url=self._return_url or invoice.url or "https://slack.com/",
-                    metadata={"slack_team_id": pay_session.team_id, "slack_user_id": pay_session.user_id,
-                              "pay_session_id": pay_session.id,
-                              "invoice_id": invoice.id, "billing_profile_id": invoice.billing_profile_id}),
-                return_exceptions=True,
-            )
-            if isinstance(saved, BaseException):
-                if not isinstance(saved, (StripeUnavailable, StripeRejected)):
-                    raise saved
-                log.warning("saved methods unavailable: %s", saved)
+            add_card_url = self._links.add_card(pay_session.id)
+            try:
+                saved = await self._stripe.saved_methods(profile.stripe_customer_id)
+            except (StripeUnavailable, StripeRejected) as exc:
+                log.warning("saved methods unavailable: %s", exc)
                 unavailable = True
             else:
-                today = dt.datetime.now(dt.UTC).date()
+                today = self._clock.now().date()
                 methods = [m for m in saved.methods if not m.is_expired(today)]
                 # The customer's default first, then cards, then bank accounts.
                 methods.sort(key=lambda m: (m.id != saved.default_id, m.kind != "card"))
                 methods = methods[:MAX_OFFERED_METHODS]
                 default_id = saved.default_id if any(m.id == saved.default_id for m in methods) else None
-            add_card_url = link if isinstance(link, str) else None
         in_flight = await self._payments.in_flight_for_invoice(invoice.id)
-        return PayForm(pay_session.id, invoice, profile, methods, default_id, add_card_url, unavailable, in_flight)
+        return PayForm(pay_session.id, invoice, profile, methods, default_id, add_card_url, unavailable, in_flight,
+                       pay_session.locale or DEFAULT_LOCALE)
 
     # -- Submit --------------------------------------------------------------------------
-    def parse_amount(self, text: str | None, currency: str) -> Money:
+    @staticmethod
+    def parse_amount(text: str | None, currency: str, locale: str) -> Money:
+        """What the person typed, read in their locale; ambiguous or unchargeable input is
+        refused under the field (never guessed)."""
         try:
-            amount = Money.parse_user_input(text, currency)
-            check_chargeable(amount)
+            amount = parse_amount(text, currency, locale)
+            check_chargeable(amount, locale)
         except MoneyError as exc:
             raise FieldProblem(AMOUNT_FIELD, str(exc)) from None
         return amount
@@ -146,10 +237,11 @@ class PaymentService:
         this person's, the amount is a valid amount of the invoice's currency and within the
         balance the form was opened with, and the method is one the form offered."""
         pay_session = await self.session(submission)
-        amount = self.parse_amount(submission.amount_text, pay_session.currency or "")
+        locale = pay_session.locale or DEFAULT_LOCALE
+        amount = self.parse_amount(submission.amount_text, pay_session.currency or "", locale)
         if pay_session.balance_minor is not None and amount.minor > pay_session.balance_minor:
             balance = Money.from_minor(pay_session.balance_minor, amount.currency)
-            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {balance.format()}.")
+            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {balance.format(locale)}.")
         if (submission.method_id or "") not in pay_session.offered_methods:
             raise FieldProblem(METHOD_FIELD, "Choose one of the saved payment methods.")
         return pay_session
@@ -166,7 +258,8 @@ class PaymentService:
         """
         pay_session = await self.session(submission)
         currency = pay_session.currency or ""
-        amount = self.parse_amount(submission.amount_text, currency)
+        locale = pay_session.locale or DEFAULT_LOCALE
+        amount = self.parse_amount(submission.amount_text, currency, locale)
         method = pay_session.offered_methods.get(submission.method_id or "")
         if method is None:
             raise FieldProblem(METHOD_FIELD, "Choose one of the saved payment methods.")
@@ -178,7 +271,7 @@ class PaymentService:
                                              "Close this form and press Pay Now again.")
         if amount > invoice.balance:
             await self._deny(viewer, invoice, "amount_exceeds_balance", amount=amount.api_string())
-            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {invoice.balance.format()}.")
+            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {invoice.balance.format(locale)}.")
         profile = await self._invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
             raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
@@ -189,7 +282,9 @@ class PaymentService:
             billing_profile_name=profile.name, invoice_url=invoice.url, amount_minor=amount.minor,
             currency=currency, method_kind=method["kind"], payment_method_id=submission.method_id,
             payment_method_type=method["type"], method_label=method["short_label"],
-            stripe_customer_id=profile.stripe_customer_id, status=PaymentStatus.CREATED.value,
+            stripe_customer_id=profile.stripe_customer_id, status=PaymentStatus.CREATED.value, locale=locale,
+            card_fee_minor=fee.minor if method["kind"] == "card" and (fee := card_fee(profile.card_fee_percent,
+                                                                                      amount)) else None,
             submission_key=f"{submission.view_id}:{submission.view_hash}", view_id=submission.view_id,
             list_response_url=pay_session.list_response_url, list_query=pay_session.list_query, attempts=0,
         )

@@ -153,7 +153,8 @@ class PaymentProcessor:
 
     async def _create_intent(self, payment: Payment) -> IntentResult:
         return await self._stripe.create_intent(
-            amount_minor=payment.amount_minor, currency=payment.currency,
+            # The row keeps ISO minor units (the billing API's scale); Stripe has its own.
+            stripe_amount=Money.from_minor(payment.amount_minor, payment.currency).to_stripe(), currency=payment.currency,
             customer_id=payment.stripe_customer_id, payment_method_id=payment.payment_method_id,
             payment_method_type=payment.payment_method_type,
             metadata={"payment_id": payment.id, "invoice_id": payment.invoice_id,

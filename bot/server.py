@@ -11,12 +11,13 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot import logs
 from bot.app import Services, build_services, create_bolt_app
+from bot.links import LinkInvalid
 from bot.settings import Settings
 from storage.schema import is_current
 
@@ -102,6 +103,50 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         answer = await built.webhooks.handle(await request.body(), request.headers.get("stripe-signature"))
         return JSONResponse(answer.body, status_code=answer.status)
 
+    async def add_card(request: Request) -> Response:
+        """The modal's "Add a new card" link: Stripe's page is created now, on the click."""
+        built: Services = state["services"]  # type: ignore[assignment]
+        try:
+            url = await built.payments.add_card_page(request.path_params["session_id"], request.query_params.get("t"))
+        except LinkInvalid:
+            return _page("Link not valid", "This link is not valid any more. Press <b>Pay Now</b> in Slack again.", 404)
+        except Exception as exc:  # noqa: BLE001 - a page, not a traceback
+            log.info("add-card page refused: %s", type(exc).__name__)
+            return _page("Can't add a card here", "This payment form has expired, or you no longer have access to "
+                         "this billing profile. Press <b>Pay Now</b> in Slack again.", 409)
+        return RedirectResponse(url, status_code=303)
+
+    async def authenticate(request: Request) -> Response:
+        """The modal's "Authenticate on Stripe" link: Stripe's 3-D Secure page for one payment."""
+        built: Services = state["services"]  # type: ignore[assignment]
+        try:
+            url = await built.payments.authentication_page(request.path_params["payment_id"],
+                                                           request.query_params.get("t"))
+        except LinkInvalid:
+            return _page("Link not valid", "This link is not valid any more. Look at the payment in Slack.", 404)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("authentication page unavailable: %s", type(exc).__name__)
+            return _page("Stripe isn't answering", "Stripe's page can't be opened right now. Nothing has been "
+                         "charged yet; try the button again in a minute.", 503)
+        if url is None:
+            return _page("Nothing to authenticate", "This payment no longer waits for authentication. Its result "
+                         "is shown in Slack.", 200)
+        return RedirectResponse(url, status_code=303)
+
+    async def authenticated(request: Request) -> Response:
+        """Where Stripe sends the cardholder back; the webhook records the payment, and we
+        ask Stripe once ourselves in case the webhook is late."""
+        built: Services = state["services"]  # type: ignore[assignment]
+        payment_id = request.path_params["payment_id"]
+        try:
+            payment = await built.payments_repo.get(payment_id)
+            if payment is not None:
+                await built.processor.refresh(payment)
+        except Exception as exc:  # noqa: BLE001 - the webhook and the reconciler finish it anyway
+            log.info("refresh after authentication failed: %s", type(exc).__name__)
+        return _page("Thank you", "Authentication is finished. Go back to Slack: the payment's result shows in the "
+                     "payment window and in the finance channel.", 200)
+
     async def card_saved(_: Request) -> Response:
         return HTMLResponse(
             "<!doctype html><meta charset=utf-8><title>Card saved</title>"
@@ -118,10 +163,21 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
             Route("/healthz", healthz, methods=["GET"]),
             Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/card-saved", card_saved, methods=["GET"]),
+            Route("/cards/new/{session_id}", add_card, methods=["GET"]),
+            Route("/pay/authenticate/{payment_id}", authenticate, methods=["GET"]),
+            Route("/pay/authenticated/{payment_id}", authenticated, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     return RequestGuard(app)
+
+
+def _page(title: str, body_html: str, status: int) -> HTMLResponse:
+    """A small page of our own (the texts are constants: nothing from the request is echoed)."""
+    return HTMLResponse(
+        f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+        "<body style='font-family:sans-serif;max-width:32em;margin:4em auto'>"
+        f"<h1>{title}</h1><p>{body_html}</p></body>", status_code=status)
 
 
 def app_from_environment() -> ASGIApp:

@@ -33,6 +33,8 @@ class SavedMethod:
     last4: str
     exp_month: int | None = None
     exp_year: int | None = None
+    fingerprint: str | None = None  # the same card saved twice has the same one
+    created: int = 0
 
     @property
     def kind(self) -> Literal["card", "bank_debit"]:
@@ -95,24 +97,21 @@ class StripeGateway:
         self._client = client
 
     async def saved_methods(self, customer_id: str) -> SavedMethods:
-        async def of_type(pm_type: str) -> list[SavedMethod]:
-            try:
-                page = await self._client.v1.payment_methods.list_async(
-                    params={"customer": customer_id, "type": pm_type, "limit": 100})  # type: ignore[typeddict-item]
-            except stripe.InvalidRequestError:
-                return []  # a type this account (or stand-in) does not offer
-            return [m for pm in page.data if (m := _saved_method(pm.to_dict())) is not None]
-
+        """The customer's cards and bank accounts, each offered once (a card saved twice has
+        one fingerprint: the default, or else the newest copy, stands for it)."""
         try:
-            # The customer (for its default method) and each type's list, side by side.
-            customer, *lists = await asyncio.gather(
-                self._client.v1.customers.retrieve_async(customer_id), *(of_type(t) for t in LISTED_TYPES))
+            # The customer (for its default method) and one list of every type, side by side.
+            customer, page = await asyncio.gather(
+                self._client.v1.customers.retrieve_async(customer_id),
+                self._client.v1.customers.payment_methods.list_async(
+                    customer_id, params={"limit": 100}))  # type: ignore[typeddict-item]
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
         default = (customer.to_dict().get("invoice_settings") or {}).get("default_payment_method")
         if isinstance(default, dict):
             default = default.get("id")
-        return SavedMethods([m for methods in lists for m in methods], default)
+        methods = [m for pm in page.data if (m := _saved_method(pm.to_dict())) is not None]
+        return SavedMethods(_once_per_fingerprint(methods, default), default)
 
     async def create_setup_session(self, customer_id: str, *, currency: str, success_url: str, cancel_url: str,
                                    metadata: dict[str, str]) -> str:
@@ -127,12 +126,12 @@ class StripeGateway:
             raise _translate(exc) from exc
         return str(session.url)
 
-    async def create_intent(self, *, amount_minor: int, currency: str, customer_id: str, payment_method_id: str,
+    async def create_intent(self, *, stripe_amount: int, currency: str, customer_id: str, payment_method_id: str,
                             payment_method_type: str, metadata: dict[str, str], idempotency_key: str) -> IntentResult:
         try:
             intent = await self._client.v1.payment_intents.create_async(
                 params={
-                    "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
+                    "amount": stripe_amount, "currency": currency.lower(), "customer": customer_id,
                     "payment_method": payment_method_id, "payment_method_types": [payment_method_type],
                     "metadata": metadata,
                 },
@@ -154,6 +153,34 @@ class StripeGateway:
             raise _translate(exc) from exc
         return _result(intent)
 
+    async def authentication_url(self, intent_id: str, *, payment_method_id: str, return_url: str,
+                                 idempotency_key: str) -> str | None:
+        """Stripe's own page where the cardholder finishes 3-D Secure for this intent, or None
+        when the intent is past needing it.
+
+        Off-session, Stripe answers `authentication_required` and leaves the intent waiting
+        for a payment method: confirming it on-session with a `return_url` gives the
+        redirect. (The local fake Stripe leaves it in `requires_action`: confirming that with
+        a `return_url` gives the same redirect; see sandbox/stripe.)
+        """
+        try:
+            intent = (await self._client.v1.payment_intents.retrieve_async(intent_id)).to_dict()
+            redirect = _redirect_url(intent)
+            if redirect:
+                return redirect
+            if intent.get("status") not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+                return None
+            params: dict[str, Any] = {"return_url": return_url}
+            if intent.get("status") == "requires_payment_method":
+                params["payment_method"] = payment_method_id
+            confirmed = await self._client.v1.payment_intents.confirm_async(
+                intent_id, params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+        except stripe.CardError:
+            return None  # declined outright: the webhook tells the payment so
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _redirect_url(confirmed.to_dict())
+
     async def retrieve_intent(self, intent_id: str) -> IntentResult:
         try:
             return _result(await self._client.v1.payment_intents.retrieve_async(intent_id))
@@ -172,15 +199,44 @@ class StripeGateway:
 def _saved_method(pm: dict[str, Any]) -> SavedMethod | None:
     pm_type = pm.get("type")
     details = pm.get(pm_type) or {}
+    fingerprint = details.get("fingerprint") if isinstance(details.get("fingerprint"), str) else None
+    created = pm.get("created") if isinstance(pm.get("created"), int) else 0
     if pm_type == "card":
         brand = _BRANDS.get(str(details.get("brand", "")).lower(), str(details.get("brand") or "Card").title())
         return SavedMethod(pm["id"], "card", brand, str(details.get("last4", "????")),
-                           details.get("exp_month"), details.get("exp_year"))
+                           details.get("exp_month"), details.get("exp_year"), fingerprint, created)
     if pm_type in BANK_DEBIT_TYPES:
         bank = details.get("bank_name") or {"sepa_debit": "SEPA account", "bacs_debit": "Bacs account"}.get(
             pm_type, "Bank account")
-        return SavedMethod(pm["id"], pm_type, str(bank), str(details.get("last4", "????")))
+        return SavedMethod(pm["id"], pm_type, str(bank), str(details.get("last4", "????")),
+                           fingerprint=fingerprint, created=created)
     return None
+
+
+def _once_per_fingerprint(methods: list[SavedMethod], default_id: str | None) -> list[SavedMethod]:
+    """One entry per saved card or account. Copies with the same fingerprint (and expiry,
+    for cards: a renewed card is a new choice) collapse to the default, else the newest."""
+    chosen: dict[tuple[object, ...], SavedMethod] = {}
+    order: list[tuple[object, ...]] = []
+    for method in methods:
+        key: tuple[object, ...] = ((method.type, method.fingerprint, method.exp_month, method.exp_year)
+                                   if method.fingerprint else (method.id,))
+        if key not in chosen:
+            chosen[key] = method
+            order.append(key)
+            continue
+        kept = chosen[key]
+        if kept.id != default_id and (method.id == default_id or method.created > kept.created):
+            chosen[key] = method
+    return [chosen[key] for key in order]
+
+
+def _redirect_url(intent: dict[str, Any]) -> str | None:
+    action = intent.get("next_action") or {}
+    if intent.get("status") != "requires_action" or action.get("type") != "redirect_to_url":
+        return None
+    url = (action.get("redirect_to_url") or {}).get("url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
 def _result(obj: Any) -> IntentResult:
@@ -192,6 +248,8 @@ def intent_result(intent: dict[str, Any]) -> IntentResult:
     status = intent.get("status")
     if status == "requires_payment_method":
         error = intent.get("last_payment_error") or {}
+        if isinstance(error, dict) and error.get("code") == "authentication_required":
+            return IntentResult(intent["id"], "requires_action", error.get("message"))
         if error:
             return IntentResult(intent["id"], "declined", error.get("message") or "The payment was declined.")
         return IntentResult(intent["id"], "requires_confirmation")

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.invoices import PAGE, PAY_NOW, notice_message, parse_page_value, parse_pay_value
-from blocks.pay_modal import ADD_CARD, REFRESH_METHODS, loading_view, message_view, pay_form_view
+from blocks.pay_modal import (
+    ADD_CARD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
+)
+from bot.errors import FieldProblem
+from bot.payments import AMOUNT_FIELD
 from handlers.common import explanation_for
 from handlers.requests import ActionRequest
 
 if TYPE_CHECKING:
     from bot.app import Services
+
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -51,7 +59,33 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(ADD_CARD)
     async def add_card(ack: AsyncAck) -> None:
-        await ack()  # a link button: Slack opens Stripe's page itself
+        await ack()  # a link button: Slack opens the bot's /cards/new page itself
+
+    @app.action(AUTHENTICATE)
+    async def authenticate(ack: AsyncAck) -> None:
+        await ack()  # a link button: Slack opens the bot's /pay/authenticate page itself
+
+    @app.action(AMOUNT_FIELD)
+    async def amount_entered(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Enter in the amount field: the card fee for that amount (dispatch_action)."""
+        await ack()
+        request = ActionRequest.parse(body)
+        view = body.get("view") if isinstance(body.get("view"), dict) else None
+        if view is None or not request.view_id:
+            return
+        try:
+            quote = await services.payments.fee_quote(team_id=request.team_id, user_id=request.user_id,
+                                                      session_id=request.private_metadata, amount_text=request.value)
+        except FieldProblem:
+            return  # the field's own error shows at submission; nothing to recompute
+        except Exception as exc:  # noqa: BLE001
+            explanation_for(exc)  # logged; the form stays as it is
+            return
+        try:
+            await client.views_update(view_id=request.view_id, hash=view.get("hash"),
+                                      view=fee_updated_view(view, quote))
+        except SlackApiError as exc:  # submitted or changed meanwhile: that view wins
+            log.info("fee not refreshed: %s", exc.response.get("error"))
 
     @app.action(REFRESH_METHODS)
     async def refresh_methods(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -75,7 +75,7 @@ async def _charge(services: Services, request: SubmitRequest, payment: Payment) 
     try:
         if payment.submission_key != f"{request.view_id}:{request.view_hash}" or \
                 payment.status != PaymentStatus.CREATED:
-            return payment_view(payment)  # a repeat: show where the first one stands
+            return _where_it_stands(services, payment)  # a repeat: show where the first one stands
         payment = await services.processor.advance(payment.id)
         await services.audit.record("payment_result", payment.status, team_id=payment.team_id,
                                     user_id=payment.user_id, invoice_id=payment.invoice_id,
@@ -87,7 +87,11 @@ async def _charge(services: Services, request: SubmitRequest, payment: Payment) 
     if payment.status == PaymentStatus.FAILED:
         # Declined (or never started): the form again, so another method can be chosen.
         return await _form(services, request, decline_notice(payment), method_id=payment.payment_method_id)
-    return payment_view(payment)
+    return _where_it_stands(services, payment)
+
+
+def _where_it_stands(services: Services, payment: Payment) -> dict[str, Any]:
+    return payment_view(payment, authenticate_url=services.links.authenticate(payment.id))
 
 
 async def _form(services: Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:

@@ -588,17 +588,28 @@ def confirm_payment_intent(
         intent.payment_method = pm.id
         intent.latest_charge = None  # a new attempt (the failed charge stays in the store)
         intent._authentication_failed = False
+    if intent.status == "requires_action" and payment_method is None and return_url and authenticate_base_url:
+        # Only this fake leaves an off-session confirm in `requires_action` (Stripe answers
+        # `authentication_required` and waits for a payment method, which the bot then
+        # confirms with a return_url). Confirming with a return_url here gives what Stripe
+        # gives there: the redirect to the challenge page, with no new charge attempt.
+        _redirect_to_authenticate(intent, authenticate_base_url, return_url)
+        return intent
     if intent.status != "requires_confirmation":
         raise _unexpected_state(intent, "confirm")
     intent._off_session = off
     _confirm_with_effects(intent)
     if intent.status == "requires_action" and return_url and authenticate_base_url:
-        url = f"{authenticate_base_url}/authenticate/{intent.id}?return_url={quote(return_url, safe='')}"
-        intent.next_action = {
-            "type": "redirect_to_url",
-            "redirect_to_url": {"url": url, "return_url": return_url},
-        }
+        _redirect_to_authenticate(intent, authenticate_base_url, return_url)
     return intent
+
+
+def _redirect_to_authenticate(intent: Any, authenticate_base_url: str, return_url: str) -> None:
+    url = f"{authenticate_base_url}/authenticate/{intent.id}?return_url={quote(return_url, safe='')}"
+    intent.next_action = {
+        "type": "redirect_to_url",
+        "redirect_to_url": {"url": url, "return_url": return_url},
+    }
 
 
 def authenticate_payment_intent(intent_id: str, success: bool) -> Any:

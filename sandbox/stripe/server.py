@@ -19,6 +19,9 @@ first called -- importing this module changes nothing):
     `requires_action` (localstripe's behaviour) even off_session -- real Stripe answers
     402 `authentication_required` and leaves `requires_payment_method`; callers must handle
     both.  With `return_url`, `next_action` is `redirect_to_url` -> `/authenticate/{id}`.
+    Confirming an intent in `requires_action` again with a `return_url` (and no
+    payment_method) gives that redirect without a new charge attempt: the step that, on
+    Stripe, confirms the `requires_payment_method` intent on-session.
     Confirming in the wrong state gives 400 `payment_intent_unexpected_state`.
 3.  PaymentIntent create also accepts `description`, `receipt_email`,
     `statement_descriptor`, `statement_descriptor_suffix` (stored and returned), keeps

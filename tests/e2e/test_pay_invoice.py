@@ -247,13 +247,16 @@ async def test_a_card_added_on_stripe_s_page_is_announced_and_offered(world: Wor
     modal = await user.pay_now(await user.command(), invoice["id"])
     add = next(e for b in modal["view"]["blocks"] if b["type"] == "actions" for e in b["elements"]
                if e["action_id"] == "add_card")
-    assert add["url"].startswith(world.stack.stripe_url)  # Stripe's own page, not ours, not Slack
-
     import httpx  # the person's browser, on the hosted page
 
     async with httpx.AsyncClient() as browser:
-        saved = await browser.post(add["url"], data={"number": "5555 5555 5555 4444", "exp": "08/31", "cvc": "123",
-                                                      "name": "Fiona Finance"})
+        # The button is the bot's own short link; it sends the browser on to Stripe's page.
+        to_stripe = await browser.get(add["url"])
+        assert to_stripe.status_code == 303, to_stripe.text
+        hosted = to_stripe.headers["location"]
+        assert hosted.startswith(world.stack.stripe_url)  # Stripe's own page, not ours, not Slack
+        saved = await browser.post(hosted, data={"number": "5555 5555 5555 4444", "exp": "08/31", "cvc": "123",
+                                                  "name": "Fiona Finance"})
         assert saved.status_code in (200, 303), saved.text
         if saved.status_code == 303:
             assert saved.headers["location"].startswith(f"{world.stack.app_url}/card-saved")

@@ -103,7 +103,7 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
             element=StaticSelectElement(action_id=METHOD_FIELD, options=options, initial_option=initial,
                                         placeholder="Choose a saved card or bank account"),
         ))
-        prefilled = format_amount_input(invoice.balance, locale)
+        prefilled = format_amount_input(invoice.balance, locale, grouped=False)
         blocks.append(InputBlock(
             block_id=AMOUNT_FIELD, label=f"Amount ({invoice.currency})", dispatch_action=True,
             element=PlainTextInputElement(
@@ -165,7 +165,7 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
     for block in blocks:
         if block.get("block_id") == AMOUNT_FIELD and isinstance(block.get("element"), dict):
             # Keep what the person typed (Slack keeps input state across views.update too).
-            block["element"]["initial_value"] = clip(format_amount_input(quote.amount, quote.locale), 150)
+            block["element"]["initial_value"] = clip(format_amount_input(quote.amount, quote.locale, grouped=False), 150)
     updated["blocks"] = blocks
     return updated
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.money import Money
+from bot.money import Money, MoneyError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,22 @@ class Invoice(_Model):
 
     def is_overdue(self, today: dt.date) -> bool:
         return self.status == "past_due" or (self.is_payable and self.due_on < today)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts_as_the_contract_says(cls, data: Any) -> Any:
+        """Decimal strings in major units with at most ISO 4217's digits, never floats: an
+        invoice that breaks this is refused whole rather than read approximately."""
+        if isinstance(data, dict):
+            currency = data.get("currency")
+            for name in ("total", "amount_due"):
+                if not isinstance(data.get(name), str) or not isinstance(currency, str):
+                    raise ValueError(f"{name} must be a decimal string")
+                try:
+                    data = {**data, name: Money.from_api(data[name], currency).amount}
+                except MoneyError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return data
 
 
 class InvoicePage(_Model):

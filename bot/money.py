@@ -733,17 +733,22 @@ def _with_native_digits(text: str, fmt: _NumberFormat) -> str:
     return "".join(chr(zero + int(c)) if c.isdigit() else c for c in text)
 
 
-def format_amount_input(money: Money, locale: str) -> str:
+def format_amount_input(money: Money, locale: str, *, grouped: bool = True) -> str:
     """The number a modal prefills: in the locale's digits and symbols, grouped as it
     groups, without a currency symbol, with all ISO digits (`1.200,00` de-DE, `1,200.00`
-    en-US, `1,200` JPY). `parse_amount` reads it back as the same amount."""
+    en-US, `1,200` JPY). `parse_amount` reads it back as the same amount.
+
+    `grouped=False` leaves the groups out (`1200,00`): what the pay form prefills, so that a
+    person who edits it to a whole amount (`1000`) never types an ambiguous `1,000`."""
     fmt = _number_format(locale)
     digits = iso_digits(money.currency)
     if _decimals(money.amount) > digits:
         raise MoneyError(f"{money.amount} has more decimals than {money.currency} allows")
     plain = format(_scaled(abs(money.amount), digits), "f")
     integer, _, fraction = plain.partition(".")
-    number = _with_native_digits(_group(integer, fmt.primary, fmt.secondary, "\x00"), fmt).replace("\x00", fmt.native_group)
+    if grouped:
+        integer = _group(integer, fmt.primary, fmt.secondary, "\x00")
+    number = _with_native_digits(integer, fmt).replace("\x00", fmt.native_group)
     if fraction:
         number += fmt.native_decimal + _with_native_digits(fraction, fmt)
     return ("-" if money.amount < 0 else "") + number

@@ -530,5 +530,15 @@ def test_property_prefilled_amounts_parse_back(money: Money, locale: str) -> Non
 
 @_FAST
 @given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(PROPERTY_LOCALES))
+def test_property_ungrouped_prefill_parses_back(money: Money, locale: str) -> None:
+    # What the pay form prefills (no groups), and what a person gets by deleting the decimals.
+    assert parse_amount(format_amount_input(money, locale, grouped=False), money.currency, locale) == money
+    whole = Money.of(int(money.amount), money.currency)
+    if whole.amount > 0:  # the same edited to a whole number, digits only: never ambiguous
+        assert parse_amount(str(int(money.amount)), money.currency, locale) == whole
+
+
+@_FAST
+@given(money=valid_money(_PARSE_CURRENCIES), locale=st.sampled_from(PROPERTY_LOCALES))
 def test_property_displayed_amounts_parse_back(money: Money, locale: str) -> None:
     assert parse_amount(format_money(money, locale), money.currency, locale) == money

@@ -63,3 +63,35 @@ def test_the_server_refuses_to_start_on_a_database_that_is_behind(tmp_path) -> N
     upgraded = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, capture_output=True,
                               text=True, timeout=60)
     assert upgraded.returncode == 0 and head_revision() in upgraded.stdout
+
+
+async def test_0005_rescales_stored_minor_units_to_iso_digits(empty_database: str) -> None:
+    """Before 0005 HUF was stored with Babel's 0 digits; ISO 4217 (the billing API's scale)
+    has 2, so HUF 150,000 was 150000 and must become 15000000. EUR rows stay as they are."""
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0004")
+    engine = create_engine(empty_database)
+    columns = ("id, team_id, user_id, paid_by, invoice_id, invoice_number, billing_profile_id, "
+               "billing_profile_name, amount_minor, currency, method_kind, payment_method_id, "
+               "payment_method_type, method_label, stripe_customer_id, status, attempts, balance_after_minor, "
+               "created_at, updated_at")
+    try:
+        async with engine.begin() as connection:
+            for pay_id, currency, minor, after in (("pay_huf", "HUF", 150000, 50000), ("pay_eur", "EUR", 120000, 0)):
+                await connection.execute(text(
+                    f"INSERT INTO payments ({columns}) VALUES (:id, 'T', 'U', 'a@b', :inv, 'INV', 'bp', 'P', :m, :c, "
+                    "'card', 'pm', 'card', 'Visa', 'cus', 'recorded', 0, :after, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"), {"id": pay_id, "inv": f"inv_{pay_id}", "m": minor, "c": currency,
+                                            "after": after})
+    finally:
+        await engine.dispose()
+    upgrade(empty_database)
+    engine = create_engine(empty_database)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(text("SELECT id, amount_minor, balance_after_minor FROM payments"))
+            rows = {pay_id: (minor, after) for pay_id, minor, after in result.all()}
+    finally:
+        await engine.dispose()
+    assert rows == {"pay_huf": (15_000_000, 5_000_000), "pay_eur": (120000, 0)}

@@ -117,7 +117,8 @@ class _BoltReads(_Shape):
     inputs: dict[str, Any] | None = None
     workflow_step: dict[str, Any] | None = None
     response_url: Url | None = None
-    response_urls: list[_ResponseUrl] | None = None
+    # Bolt takes len() of it when the key is present: a list, or left out (never null).
+    response_urls: list[_ResponseUrl] = []
     trigger_id: Name | None = None
 
 
@@ -191,6 +192,7 @@ class _ViewState(_Shape):
 
 class _SubmittedView(_ViewRef):
     id: SlackId
+    type: Name  # Bolt compares view.type (workflow steps) without looking first
     callback_id: Name
     hash: Name = ""
     private_metadata: Metadata = ""
@@ -203,6 +205,7 @@ class ViewSubmissionPayload(_Interaction):
 
 
 class _ClosedView(_ViewRef):
+    type: Name
     callback_id: Name
 
 

@@ -33,7 +33,6 @@ SlackId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Name = Annotated[str, StringConstraints(max_length=255)]
 Url = Annotated[str, StringConstraints(max_length=3000)]
 Metadata = Annotated[str, StringConstraints(max_length=3000)]
-ButtonValue = Annotated[str, StringConstraints(max_length=2000)]
 InputValue = Annotated[str, StringConstraints(max_length=3000)]
 OptionValue = Annotated[str, StringConstraints(max_length=150)]
 CommandText = Annotated[str, StringConstraints(max_length=COMMAND_TEXT_MAX)]
@@ -161,7 +160,8 @@ class _Action(_Shape):
     action_id: SlackId
     block_id: Name | None = None
     type: Name | None = None
-    value: ButtonValue | None = None
+    # A button's value (2,000) or a dispatched plain-text input's (3,000).
+    value: InputValue | None = None
 
 
 class _ActionView(_ViewRef):

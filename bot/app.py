@@ -247,6 +247,9 @@ def create_bolt_app(services: Services) -> AsyncApp:
     actions.register(app, services)
     views.register(app, services)
     events.register(app, services)
+    from handlers import failures  # noqa: PLC0415
+
+    failures.register(app)  # a listener that raises anyway: no 500, a line that says whose fault
     return app
 
 

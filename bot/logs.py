@@ -22,6 +22,8 @@ _SECRETS = [
     (re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9]+"), r"\1_\2_***"),
     (re.compile(r"\bwhsec_[A-Za-z0-9]+"), "whsec_***"),
     (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), r"\1***"),
+    # Request signatures (X-Slack-Signature's v0=…, Stripe-Signature's v1=…): never worth keeping.
+    (re.compile(r"\b(v[01])=[0-9A-Fa-f]{16,}"), r"\1=***"),
     (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[card number]"),
     (re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})"), r"\1***@\2"),
 ]

@@ -1,17 +1,25 @@
-"""Stripe webhooks: verified with stripe-python, each event acted on once.
+"""Stripe webhooks: verified with stripe-python, validated by shape, each event acted on once.
 
 Payment events drive the same state machine as everything else; a saved card (Checkout
 in setup mode) is announced to the person who added it.
+
+Order: the signature (stripe-python's `WebhookSignature.verify_header`, which only refuses
+timestamps too far in the past) and our own check that the timestamp is not too far in the
+future either; then the body, parsed into a typed event (`StripeEvent`): anything signed
+but not shaped like a Stripe event (a list, a number, no `id`, a `data.object` or
+`metadata` of the wrong type) is a 400 and is never stored.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import stripe
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +33,59 @@ log = logging.getLogger(__name__)
 INTENT_EVENTS = {"payment_intent.succeeded", "payment_intent.processing", "payment_intent.payment_failed",
                  "payment_intent.requires_action", "payment_intent.canceled"}
 TOLERANCE_SECONDS = 300
+
+_Text = Annotated[str, StringConstraints(max_length=5000)]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class _LastPaymentError(_Shape):
+    message: _Text | None = None
+
+
+class EventObject(_Shape):
+    """`data.object`: the fields any handler reads, typed; the rest kept as sent."""
+
+    id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    object: Annotated[str, StringConstraints(max_length=255)] | None = None
+    status: Annotated[str, StringConstraints(max_length=255)] | None = None
+    mode: Annotated[str, StringConstraints(max_length=255)] | None = None
+    # Stripe's metadata is always strings (at most 50 keys of 40 characters, values of 500).
+    metadata: dict[Annotated[str, StringConstraints(max_length=40)],
+                   Annotated[str, StringConstraints(max_length=500)]] | None = None
+    last_payment_error: _LastPaymentError | None = None
+
+
+class _EventData(_Shape):
+    object: EventObject
+
+
+class StripeEvent(_Shape):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    data: _EventData
+
+
+def parse_event(payload: bytes) -> StripeEvent:
+    """A verified body as a typed event; ValueError if it is not one (never anything else)."""
+    try:
+        return StripeEvent.model_validate_json(payload)
+    except (ValidationError, RecursionError) as exc:
+        fields = ", ".join(dict.fromkeys(
+            ".".join(str(part) for part in err["loc"]) or "event"
+            for err in (exc.errors()[:5] if isinstance(exc, ValidationError) else [])))
+        raise ValueError(f"not a Stripe event ({fields or 'nested too deep'})") from None
+
+
+def signed_at(header: str) -> int | None:
+    """The `t=` of a Stripe-Signature header that stripe-python has verified."""
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":  # the first one, as stripe-python reads it
+            return int(value) if value.isascii() and value.isdigit() else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +109,27 @@ class StripeWebhooks:
         if not self._secret:
             return WebhookAnswer(400, {"error": "webhooks are not configured (STRIPE_WEBHOOK_SECRET)"})
         if not signature:
-            return WebhookAnswer(400, {"error": "missing Stripe-Signature"})
+            return _refused("missing Stripe-Signature")
         try:
-            event = stripe.Webhook.construct_event(payload.decode("utf-8"), signature, self._secret,
-                                                   tolerance=TOLERANCE_SECONDS).to_dict()
-        except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
-            return WebhookAnswer(400, {"error": "invalid signature or payload"})
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature, self._secret, TOLERANCE_SECONDS)
+        except (ValueError, stripe.SignatureVerificationError):  # UnicodeDecodeError is a ValueError
+            return _refused("invalid signature or payload")
+        at = signed_at(signature)
+        # stripe-python refuses only the past; a signature from the future is no better.
+        if at is None or at > time.time() + TOLERANCE_SECONDS:
+            return _refused("invalid signature or payload")
+        try:
+            event = parse_event(payload)
+        except ValueError as exc:
+            log.info("webhook refused: %s", exc)
+            return WebhookAnswer(400, {"error": "not a Stripe event"})
 
-        event_id, event_type = str(event.get("id")), str(event.get("type"))
+        event_id, event_type = event.id, event.type
         if await self._seen(event_id):
             return WebhookAnswer(200, {"received": True, "duplicate": True})
         try:
-            await self._dispatch(event_type, (event.get("data") or {}).get("object") or {})
+            await self._dispatch(event_type, event.data.object.model_dump())
         except (BillingError, StripeUnavailable) as exc:
             # Not remembered: Stripe retries the event later, and acting on it is idempotent.
             log.warning("webhook %s (%s) not processed yet: %s", event_id, event_type, exc)
@@ -71,7 +141,7 @@ class StripeWebhooks:
         if event_type in INTENT_EVENTS and obj.get("id"):
             await self._processor.on_intent(str(obj["id"]), intent_result(obj))
         elif event_type == "checkout.session.completed" and obj.get("mode") == "setup":
-            metadata = {k: str(v) for k, v in (obj.get("metadata") or {}).items()}
+            metadata = dict(obj.get("metadata") or {})
             if metadata.get("slack_user_id"):
                 await self._on_card_saved({**metadata, "checkout_session_id": str(obj.get("id"))})
         else:
@@ -87,3 +157,8 @@ class StripeWebhooks:
                 session.add(ProcessedWebhookEvent(id=event_id, type=event_type))
         except IntegrityError:
             pass  # the same event, handled concurrently: both runs were no-ops but one
+
+
+def _refused(error: str) -> WebhookAnswer:
+    log.info("webhook refused: %s", error)  # never the header or the body
+    return WebhookAnswer(400, {"error": error})

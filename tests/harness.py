@@ -59,6 +59,8 @@ class Stack:
             STRIPE_API_KEY=STRIPE_KEY, STRIPE_API_BASE=self.stripe_url, BILLING_API_URL=self.billing_url,
             BILLING_API_TOKEN=BILLING_TOKEN, DATABASE_URL=self.database_url, NOTIFY_CHANNEL=NOTIFY_CHANNEL,
             PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            # Tests wait for the server's own reconciler: a look every 5 s, not production's 30 s.
+            RECONCILE_INTERVAL_SECONDS="5",
         )
         env.update(extra)
         return env

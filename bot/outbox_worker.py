@@ -42,6 +42,10 @@ PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "ch
                        "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
                        "too_many_attachments", "restricted_action", "restricted_action_read_only_channel",
                        "no_permission", "ekm_access_denied", NOT_INSTALLED})
+# The message itself is the problem: in a digest, it may be just one of its notices (or
+# the digest's length), so each is then sent on its own.
+MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+                            "too_many_attachments", "invalid_attachments"})
 # The channel itself is the problem: another channel would do.
 UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
                          "restricted_action_read_only_channel"})
@@ -52,6 +56,7 @@ class Outcome(Enum):
     RETRY = "retry"
     REROUTED = "rerouted"
     DEAD = "dead"
+    SPLIT = "split"  # the digest was refused for its content: try its notices one by one
 
 
 def is_transient(error: str, status: int | None = None) -> bool:
@@ -110,9 +115,21 @@ class OutboxWorker:
         delivered = 0
         while batches := await self._repo.claim_due(batch=DIGEST_SIZE):
             for batch in batches:
-                if await self._deliver(batch) is Outcome.DELIVERED:
-                    delivered += len(batch)
+                delivered += await self._deliver_counted(batch)
         return delivered
+
+    async def _deliver_counted(self, batch: list[OutboxMessage]) -> int:
+        outcome = await self._deliver(batch)
+        if outcome is Outcome.SPLIT:
+            # One refused digest: each of its notices on its own, so that one bad notice
+            # (or the digest's length) does not take the others with it.
+            delivered = 0
+            for index, each in enumerate(batch):
+                if index:
+                    await asyncio.sleep(self._pace.total_seconds())  # Slack's pace per channel
+                delivered += await self._deliver_counted([each])
+            return delivered
+        return len(batch) if outcome is Outcome.DELIVERED else 0
 
     async def _deliver(self, batch: list[OutboxMessage]) -> Outcome:
         """Post one channel's due messages as one message; all of them succeed or wait."""
@@ -136,6 +153,8 @@ class OutboxWorker:
                 return await self._retry(batch, error, at=_now() + dt.timedelta(seconds=wait))
             if is_transient(error, status):
                 return await self._retry(batch, error)
+            if error in MESSAGE_ERRORS and len(batch) > 1:
+                return Outcome.SPLIT
             if error in UNREACHABLE and is_channel_notice(message) and self._fallback \
                     and message.channel != self._fallback:
                 return await self._reroute(batch, error)

@@ -40,6 +40,7 @@ class FakeSlack:
         self.calls: list[tuple[str | None, str, str]] = []  # (team, channel, text)
         self.failures: dict[str, list[BaseException]] = {}  # channel -> next failures, in order
         self.always: dict[str, BaseException] = {}  # channel -> fails every time
+        self.refused_text: dict[str, BaseException] = {}  # any message containing this text fails
 
     def client(self, team: str | None) -> Any:
         fake = self
@@ -51,6 +52,9 @@ class FakeSlack:
                     raise fake.always[channel]
                 if fake.failures.get(channel):
                     raise fake.failures[channel].pop(0)
+                for needle, error in fake.refused_text.items():
+                    if needle in text:
+                        raise error
                 return {"ok": True}
 
         return Client()
@@ -222,6 +226,18 @@ async def test_a_dead_letter_does_not_hold_back_its_channel(repo: OutboxReposito
     await queue(repo, "C1", "next one")
     assert await outbox.deliver_due() == 1
     assert slack.posted("C1") == ["refused", "next one"]
+
+
+async def test_one_bad_notice_in_a_digest_does_not_take_the_others_with_it(repo: OutboxRepository) -> None:
+    slack = FakeSlack()
+    slack.refused_text["BAD"] = slack_error("invalid_blocks")
+    outbox = worker(repo, slack)
+    ids = [await queue(repo, "C1", text) for text in ("paid INV-6", "BAD notice", "paid INV-7")]
+    assert await outbox.deliver_due() == 2
+    assert slack.posted("C1") == ["paid INV-6\nBAD notice\npaid INV-7", "paid INV-6", "BAD notice", "paid INV-7"]
+    first, bad, last = [await repo.get(i) for i in ids]
+    assert first.delivered_at and last.delivered_at and not bad.delivered_at  # type: ignore[union-attr]
+    assert bad.failed_at is not None and bad.last_error == "invalid_blocks"  # type: ignore[union-attr]
 
 
 async def test_same_channel_name_in_two_workspaces_are_two_queues(repo: OutboxRepository) -> None:

@@ -7,9 +7,11 @@ decorator around a call (what tenacity and backoff offer); this is that, in one 
 
 Curve, for the n-th failed try (n = 1, 2, ...):
 
-    delay(n) = min(cap, base * factor ** (n - 1)) * (1 ± jitter)   and never above cap
+    delay(n) = min(cap, base * factor ** (n - 1) * (1 + jitter * r)),   r uniform in [0, 1)
 
-so with base 1 s, factor 2, cap 600 s: 1, 2, 4, 8 ... 512, 600, 600 ... seconds.
+so with base 1 s, factor 2, cap 600 s: 1, 2, 4, 8 ... 512, 600, 600 ... seconds, each up to
+10 % longer. The jitter only ever lengthens a wait: the curve's values are minimums, and
+nothing is retried sooner than documented.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ class Backoff:
     base: float  # seconds before the first retry
     cap: float  # no wait is ever longer
     factor: float = 2.0
-    # A fraction of each wait, up or down, so that many things failing together (a Slack
-    # outage) do not all come back in the same second.
+    # Up to this fraction added to each wait, so that many things failing together (a
+    # Slack outage) do not all come back in the same second.
     jitter: float = 0.1
     # Tries in all (the first included) before giving up; None: no limit on tries.
     max_attempts: int | None = None
@@ -43,8 +45,7 @@ class Backoff:
         # Compare exponents rather than computing factor ** step, which overflows for
         # large attempt counts.
         seconds = self.cap if step > 64 else min(self.cap, self.base * self.factor ** step)
-        seconds *= 1 + self.jitter * (2 * rng() - 1)
-        return dt.timedelta(seconds=min(self.cap, seconds))
+        return dt.timedelta(seconds=min(self.cap, seconds * (1 + self.jitter * rng())))
 
     def exhausted(self, attempts: int) -> bool:
         """True once `attempts` tries were made and no more are allowed."""
@@ -60,11 +61,11 @@ class Backoff:
         count = attempts if attempts is not None else self.max_attempts
         if count is None:
             raise ValueError("an unlimited curve has no total")
-        return sum((self.delay(n, rng=lambda: 0.5) for n in range(1, count)), dt.timedelta(0))
+        return sum((self.delay(n, rng=lambda: 0.0) for n in range(1, count)), dt.timedelta(0))
 
 
 # Slack messages (the outbox): a hiccup is usually over in seconds; an outage gets about
-# an hour and a half of tries (1 s, 2 s ... 512 s, then every 10 min) before the message
+# about an hour of tries (1 s, 2 s ... 512 s, then every 10 min) before the message
 # goes to the dead letters, where an operator sees it and can send it again.
 SLACK_DELIVERY = Backoff(base=1.0, cap=600.0, max_attempts=16)
 

@@ -226,6 +226,9 @@ async def test_an_uninstalled_workspace_does_not_delay_another_workspaces_notice
         for message_id in gone:
             row = row_of(listing, message_id)
             assert row[1] == "failed" and row[3] == team_b[:12] and row[6] == "not_installed"
+        everything = stack.invoicebot("outbox", DATABASE_URL=own_database).stdout
+        assert [row_of(everything, i)[1] for i in gone] == ["failed"] * 3
+        assert "delivered" in next(line for line in everything.splitlines() if text in line)
     finally:
         await world.slack.configure(request_url=f"{stack.app_url}/slack/events")
         app.stop()

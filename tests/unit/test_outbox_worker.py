@@ -280,3 +280,24 @@ def test_failed_messages_are_listed_for_the_operator() -> None:
     assert header.split()[:7] == ["id", "state", "age", "team", "channel", "tries", "error"]
     assert row.split()[:7] == ["7", "failed", "5m", "T1", "C_ROUTED", "1", "channel_not_found"]
     assert format_outbox([], failed=True) == "no failed messages"
+
+
+async def test_the_operator_retry_says_what_it_did_with_each_id(repo: OutboxRepository) -> None:
+    from bot.operator import format_outbox, format_retry, outbox_rows, retry_outbox
+
+    slack = FakeSlack()
+    slack.always["C1"] = slack_error("token_revoked")
+    outbox = worker(repo, slack)
+    failed = await queue(repo, "C1", "refused")
+    fine = await queue(repo, "C2", "went out")
+    await drain(outbox, repo)
+    listing = format_outbox(await outbox_rows(repo), failed=False)
+    states = {int(line.split()[0]): line.split()[1] for line in listing.splitlines()[1:]}
+    assert states == {failed: "failed", fine: "delivered"}
+
+    result = await retry_outbox(repo, [failed, fine, 999])
+    assert (result.queued, result.delivered, result.unknown) == ([failed], [fine], [999])
+    assert format_retry(result).splitlines() == [f"message {failed} queued to be sent now",
+                                                 f"message {fine} was delivered already", "no outbox message 999"]
+    assert (await repo.get(failed)).failed_at is None  # type: ignore[union-attr]
+    assert format_retry(await retry_outbox(repo, all_failed=True)) == "no failed messages to retry"

@@ -127,10 +127,11 @@ class Services:
         except Exception as exc:  # noqa: BLE001 - the modal may be closed; the DM says it all
             log.info("modal not refreshed after a saved card: %s", type(exc).__name__)
 
-    def start_background(self, *, reconcile_every: float = 5.0) -> None:
+    def start_background(self, *, reconcile_every: float | None = None) -> None:
+        every = reconcile_every if reconcile_every is not None else self.settings.reconcile_interval_seconds
         self._tasks = [
             asyncio.create_task(self.outbox.run_forever(), name="outbox"),
-            asyncio.create_task(self.reconciler.run_forever(reconcile_every), name="reconcile"),
+            asyncio.create_task(self.reconciler.run_forever(every), name="reconcile"),
         ]
 
     async def aclose(self, *, drain_seconds: float = 25.0) -> None:

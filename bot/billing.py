@@ -145,7 +145,9 @@ class BillingError(Exception):
 
     @property
     def transient(self) -> bool:
-        return self.status is None or self.status in RETRYABLE_STATUSES or self.status >= 500
+        """Worth trying again later, per the contract: no answer at all, or 429/502/503/504.
+        Everything else (a 409 conflict, a 422, a 500 bug) will answer the same next time."""
+        return self.status is None or self.status in RETRYABLE_STATUSES
 
 
 class BillingNotFound(BillingError):

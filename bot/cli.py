@@ -29,6 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     payments.add_argument("--invoice", help="invoice id or number")
     payments.add_argument("--limit", type=int, default=50)
 
+    outbox = commands.add_parser("outbox", help="Slack messages waiting, delivered or given up; send again")
+    outbox.add_argument("--failed", action="store_true", help="only the messages given up (the dead letters)")
+    outbox.add_argument("--limit", type=int, default=50)
+    outbox_actions = outbox.add_subparsers(dest="outbox_action")
+    retry = outbox_actions.add_parser("retry", help="send messages again now (after fixing the cause)")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
+    retry.add_argument("--all-failed", action="store_true", help="every message given up")
+
     audit = commands.add_parser("audit", help="the audit trail")
     audit.add_argument("--user", help="Slack user id")
     audit.add_argument("--invoice", help="invoice id")

@@ -13,7 +13,7 @@ from bot.settings import Settings, SettingsError, load_settings
 def run(args: argparse.Namespace) -> int:
     handler = {
         "serve": _serve, "socket": _socket, "db": _db, "reconcile": _reconcile, "payments": _payments,
-        "audit": _audit, "sandbox": _sandbox, "demo": _demo,
+        "audit": _audit, "sandbox": _sandbox, "demo": _demo, "outbox": _outbox,
     }[args.command]
     try:
         return handler(args)
@@ -166,6 +166,34 @@ def _audit(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from bot import operator  # noqa: PLC0415
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+    from storage.outbox import OutboxRepository  # noqa: PLC0415
+
+    settings = _settings()
+    retrying = getattr(args, "outbox_action", None) == "retry"
+    if retrying and not args.ids and not args.all_failed:
+        print("invoicebot outbox retry: name message ids, or --all-failed", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            repo = OutboxRepository(session_factory(engine))
+            if retrying:
+                result = await operator.retry_outbox(repo, args.ids, all_failed=args.all_failed)
+                print(operator.format_retry(result))
+                return 1 if result.unknown else 0
+            print(operator.format_outbox(await operator.outbox_rows(repo, failed=args.failed, limit=args.limit),
+                                         failed=args.failed))
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
 
 
 def _sandbox(args: argparse.Namespace) -> int:

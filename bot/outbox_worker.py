@@ -1,4 +1,12 @@
-"""Delivers queued Slack messages: once each, in order, honouring Slack's Retry-After."""
+"""Delivers queued Slack messages: once each, in order, honouring Slack's Retry-After.
+
+Every delivery ends: delivered, or given up (a dead letter an operator can list and send
+again with `invoicebot outbox`). Permanent errors (the channel, the token, the message
+itself) are given up after one try; transient ones (rate limits, Slack's 5xx, the
+network) are retried on the `bot.retry.SLACK_DELIVERY` curve, up to its last try. Whatever
+goes wrong with one message (an uninstalled workspace, an unexpected exception) stays with
+that message: the pass goes on with the others.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +14,71 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from enum import Enum
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.notifications import DIGEST_SIZE, digest
+from bot.retry import SLACK_DELIVERY, Backoff
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
 
-def retry_delay(attempts: int) -> dt.timedelta:
-    """1 s, 2 s, 4 s, ... up to 5 minutes: a Slack hiccup is usually over in seconds."""
-    return dt.timedelta(seconds=min(300, 2 ** max(0, attempts - 1)))
+# What `last_error` says when the message's workspace has no installation (any more).
+NOT_INSTALLED = "not_installed"
 
-
+# Slack's own errors that may go away by waiting (docs.slack.dev, chat.postMessage and the
+# common errors): rate limits, its own outages, a workspace in the middle of a migration.
+# Any HTTP 429 or 5xx counts too. Every other `ok: false` error is about the request, the
+# token or the channel, and waiting will not change it.
+TRANSIENT = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+                       "request_timeout", "team_added_to_org", "org_login_required"})
+# The permanent ones we know of, for the docs and the tests (anything not transient is permanent).
+PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+                       "account_inactive", "invalid_auth", "token_revoked", "not_authed", "missing_scope",
+                       "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+                       "too_many_attachments", "restricted_action", "restricted_action_read_only_channel",
+                       "no_permission", "ekm_access_denied", NOT_INSTALLED})
+# The message itself is the problem: in a digest, it may be just one of its notices (or
+# the digest's length), so each is then sent on its own.
+MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+                            "too_many_attachments", "invalid_attachments"})
 # The channel itself is the problem: another channel would do.
-_UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived"}
-# Errors that will not go away by waiting a few seconds.
-_PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
-              "account_inactive", "token_revoked", "msg_too_long", "no_text", "invalid_arguments"}
+UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+                         "restricted_action_read_only_channel"})
+
+
+class Outcome(Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    REROUTED = "rerouted"
+    DEAD = "dead"
+    SPLIT = "split"  # the digest was refused for its content: try its notices one by one
+
+
+def is_transient(error: str, status: int | None = None) -> bool:
+    return error in TRANSIENT or (status is not None and (status == 429 or status >= 500))
+
+
+def is_channel_notice(message: OutboxMessage) -> bool:
+    """A notice for a channel, not a person: user ids (U…, W…) and DMs (D…) are people,
+    and a message meant for one person is never sent to a channel instead."""
+    return not message.channel.startswith(("U", "W", "D"))
 
 
 class OutboxWorker:
     def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0) -> None:
+                 fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0,
+                 backoff: Backoff = SLACK_DELIVERY) -> None:
         self._repo = repo
         self._pace = dt.timedelta(seconds=pace_seconds)
         self._fallback = fallback_channel
         self._client_for = client_for
         self._poll = poll_seconds
+        self._backoff = backoff
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -72,51 +115,115 @@ class OutboxWorker:
         delivered = 0
         while batches := await self._repo.claim_due(batch=DIGEST_SIZE):
             for batch in batches:
-                if await self._deliver(batch):
-                    delivered += len(batch)
+                delivered += await self._deliver_counted(batch)
         return delivered
 
-    async def _deliver(self, batch: list[OutboxMessage]) -> bool:
+    async def _deliver_counted(self, batch: list[OutboxMessage]) -> int:
+        outcome = await self._deliver(batch)
+        if outcome is Outcome.SPLIT:
+            # One refused digest: each of its notices on its own, so that one bad notice
+            # (or the digest's length) does not take the others with it.
+            delivered = 0
+            for index, each in enumerate(batch):
+                if index:
+                    await asyncio.sleep(self._pace.total_seconds())  # Slack's pace per channel
+                delivered += await self._deliver_counted([each])
+            return delivered
+        return len(batch) if outcome is Outcome.DELIVERED else 0
+
+    async def _deliver(self, batch: list[OutboxMessage]) -> Outcome:
         """Post one channel's due messages as one message; all of them succeed or wait."""
         message = batch[0]
-        payload = digest([m.payload for m in batch])
         try:
             client = await self._client_for(message.team_id or "")
+        except LookupError:
+            # Uninstalled (or never installed): no token will come by waiting.
+            return await self._give_up(batch, NOT_INSTALLED)
+        except Exception as exc:  # noqa: BLE001 - e.g. the installations table unreachable
+            return await self._unexpected(batch, exc)
+        payload = digest([m.payload for m in batch])
+        try:
             await client.chat_postMessage(channel=message.channel, text=payload.get("text", ""),
                                           blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
-            if exc.response.status_code == 429:
-                wait = float(exc.response.headers.get("Retry-After", "1") or 1)
-                at = _now() + dt.timedelta(seconds=max(wait, 1.0))
-            elif error in _UNREACHABLE and self._fallback and message.channel != self._fallback:
-                # A routed channel we may not post in: never lose the notice, send it to the
-                # default channel with a word on why.
-                log.warning("outbox message %s: %s in %s; sending to the default channel", message.id, error,
-                            message.channel)
-                note = (f"_(Meant for <#{message.channel}>, where I can't post ({error}): invite me there, "
-                        "or change the route with `/invoices notify`.)_")
-                for each in batch:
-                    await self._repo.reroute(each.id, self._fallback, {
-                        **each.payload, "text": f"{each.payload.get('text', '')}\n{note}",
-                        "blocks": [*(each.payload.get("blocks") or []),
-                                   {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
-                return False
-            elif error in _PERMANENT:
-                log.error("outbox message %s to %s failed for good: %s", message.id, message.channel, error)
-                at = _now() + dt.timedelta(hours=1)
-            else:
-                at = _now() + retry_delay(message.attempts)
-            for each in batch:
-                await self._repo.retry_later(each.id, at=at, error=error)
-            return False
-        except (OSError, asyncio.TimeoutError) as exc:
-            for each in batch:
-                await self._repo.retry_later(each.id, at=_now() + retry_delay(message.attempts),
-                                             error=type(exc).__name__)
-            return False
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or status)
+            if status == 429:
+                wait = _retry_after(exc.response.headers)
+                return await self._retry(batch, error, at=_now() + dt.timedelta(seconds=wait))
+            if is_transient(error, status):
+                return await self._retry(batch, error)
+            if error in MESSAGE_ERRORS and len(batch) > 1:
+                return Outcome.SPLIT
+            if error in UNREACHABLE and is_channel_notice(message) and self._fallback \
+                    and message.channel != self._fallback:
+                return await self._reroute(batch, error)
+            return await self._give_up(batch, error)
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            return await self._retry(batch, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - one message's bug must not stop the others
+            return await self._unexpected(batch, exc)
         await self._repo.delivered(batch, pace=self._pace)
-        return True
+        return Outcome.DELIVERED
+
+    async def _retry(self, batch: list[OutboxMessage], error: str, *, at: dt.datetime | None = None) -> Outcome:
+        attempts = max(m.attempts for m in batch)
+        if self._backoff.exhausted(attempts):
+            return await self._give_up(batch, f"{error} (after {attempts} tries)")
+        at = at or _now() + self._backoff.delay(attempts)
+        log.info("outbox messages %s to %s: %s, try %d; next at %s", _ids(batch), batch[0].channel, error,
+                 attempts, f"{at:%H:%M:%S}")
+        for each in batch:
+            await self._repo.retry_later(each.id, at=at, error=error)
+        return Outcome.RETRY
+
+    async def _unexpected(self, batch: list[OutboxMessage], exc: Exception) -> Outcome:
+        error = f"unexpected: {type(exc).__name__}"
+        if batch[0].attempts <= 1:
+            # The traceback once, on the first try; later tries say the error in one line.
+            log.warning("outbox messages %s to %s failed unexpectedly; retrying later", _ids(batch),
+                        batch[0].channel, exc_info=exc)
+        return await self._retry(batch, error)
+
+    async def _reroute(self, batch: list[OutboxMessage], error: str) -> Outcome:
+        # A routed channel we may not post in: never lose the notice, send it to the
+        # default channel with a word on why.
+        message = batch[0]
+        assert self._fallback is not None
+        log.warning("outbox messages %s: %s in %s; sending to the default channel", _ids(batch), error,
+                    message.channel)
+        note = (f"_(Meant for <#{message.channel}>, where I can't post ({error}): invite me there, "
+                "or change the route with `/invoices notify`.)_")
+        for each in batch:
+            await self._repo.reroute(each.id, self._fallback, {
+                **each.payload, "text": f"{each.payload.get('text', '')}\n{note}",
+                "blocks": [*(each.payload.get("blocks") or []),
+                           {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
+        return Outcome.REROUTED
+
+    async def _give_up(self, batch: list[OutboxMessage], error: str) -> Outcome:
+        message = batch[0]
+        # One line for the operator, naming what to run once the cause is fixed.
+        log.error("outbox messages %s to %s in workspace %s not delivered (%s): kept as failed; "
+                  "`invoicebot outbox retry %s` sends again", _ids(batch), message.channel,
+                  message.team_id or "-", error, " ".join(str(m.id) for m in batch))
+        for each in batch:
+            await self._repo.dead_letter(each.id, error=error)
+        return Outcome.DEAD
+
+
+def _ids(batch: list[OutboxMessage]) -> str:
+    return ",".join(str(m.id) for m in batch)
+
+
+def _retry_after(headers: dict[str, object]) -> float:
+    value = headers.get("Retry-After") or headers.get("retry-after") or "1"
+    if isinstance(value, list):
+        value = value[0] if value else "1"
+    try:
+        return min(max(float(str(value)), 1.0), 3600.0)
+    except ValueError:
+        return 1.0
 
 
 def _now() -> dt.datetime:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from bot.billing import BillingClient, BillingError, PaymentRecord, RecordedPayment
 from bot.money import Money
+from bot.retry import PAYMENT_RETRY
 from bot.stripe_gateway import IntentResult, StripeGateway, StripeRejected, StripeUnavailable
 from storage.models import OutboxMessage, Payment, PaymentStatus, utcnow
 from storage.payments import PaymentRepository
@@ -38,10 +39,6 @@ class PaymentEvents(Protocol):
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:
         """Best-effort live update (the open modal, the list message)."""
         ...
-
-
-def retry_delay(attempts: int) -> dt.timedelta:
-    return dt.timedelta(seconds=min(600, 5 * 2 ** min(attempts, 7)))
 
 
 class PaymentProcessor:
@@ -71,7 +68,7 @@ class PaymentProcessor:
         except (StripeUnavailable, BillingError) as exc:
             log.warning("payment %s stalled in %s: %s", payment.id, payment.status, exc)
             await self._repo.touch(payment.id, attempts=payment.attempts + 1,
-                                   next_attempt_at=utcnow() + retry_delay(payment.attempts))
+                                   next_attempt_at=PAYMENT_RETRY.next_at(payment.attempts + 1))
             payment = await self._repo.get(payment.id) or payment
         if payment.status != before:
             # A live submission renders its own modal; background paths update it here.

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     # Slack allows one chat.postMessage per second per channel.
     slack_channel_pace_seconds: float = 1.0
+    # How often each server process looks for payments left half-way (docs/deploy.md).
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
 
     # Where people are sent back after saving a card on Stripe's hosted page.
     public_url: AnyHttpUrl | None = None

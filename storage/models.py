@@ -160,6 +160,10 @@ class OutboxMessage(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column()
     delivered_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Dead letter: delivery was given up (a permanent error, or too many transient ones).
+    # The message waits, with `last_error`, until an operator sends it again
+    # (`invoicebot outbox retry`); it no longer holds back its channel's later messages.
+    failed_at: Mapped[dt.datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
 

@@ -1,13 +1,19 @@
 """The notification outbox: claimed with a lease by a guarded update, so any number of
 workers in any number of processes deliver each message once.
 
-Per channel, messages go out in order, one at a time, and paced: only the oldest
-undelivered message of a channel can be claimed, and delivering it pushes the next one
-back by the pace (Slack allows about one message per second per channel)."""
+Per channel of a workspace, messages go out in order, one at a time, and paced: only the
+oldest waiting message of a (workspace, channel) can be claimed, and delivering it pushes
+the next one back by the pace (Slack allows about one message per second per channel).
+Workspaces never share a queue, even when their channels have the same name (`#billing`).
+
+A message whose delivery was given up is a dead letter (`failed_at` set, `last_error`
+kept): it is never claimed again, it no longer holds back its channel, and an operator
+lists it and sends it again (`failed`, `retry_now`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
@@ -17,10 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.models import OutboxMessage, utcnow
 
 
+def _waiting() -> ColumnElement[bool]:
+    """Neither delivered nor given up."""
+    return and_(OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None))
+
+
 def _claimable(now: dt.datetime, *, due: bool = True) -> ColumnElement[bool]:
-    condition = and_(OutboxMessage.delivered_at.is_(None),
-                     (OutboxMessage.locked_until.is_(None)) | (OutboxMessage.locked_until < now))
+    condition = and_(_waiting(), (OutboxMessage.locked_until.is_(None)) | (OutboxMessage.locked_until < now))
     return and_(condition, OutboxMessage.next_attempt_at <= now) if due else condition
+
+
+def _same_queue(message: type[OutboxMessage] | OutboxMessage, team_id: object, channel: object) -> ColumnElement[bool]:
+    # team_id may be NULL (single-workspace installs of old): NULL matches NULL here.
+    return and_(message.channel == channel, message.team_id.is_not_distinct_from(team_id))  # type: ignore[union-attr]
 
 
 class OutboxRepository:
@@ -29,8 +44,8 @@ class OutboxRepository:
         self._lease = lease
 
     async def claim_due(self, limit: int = 20, *, batch: int = 1) -> list[list[OutboxMessage]]:
-        """Claim due messages, as batches of one channel's consecutive messages (oldest
-        first, at most `batch` each), so a busy channel gets one digest, not a queue."""
+        """Claim due messages, as batches of one workspace channel's consecutive messages
+        (oldest first, at most `batch` each), so a busy channel gets one digest, not a queue."""
         now = utcnow()
         older = aliased(OutboxMessage)
         async with self._sessions() as session:
@@ -38,7 +53,8 @@ class OutboxRepository:
                 select(OutboxMessage)
                 .where(
                     _claimable(now),
-                    ~exists().where(and_(older.channel == OutboxMessage.channel, older.delivered_at.is_(None),
+                    ~exists().where(and_(_same_queue(older, OutboxMessage.team_id, OutboxMessage.channel),
+                                         older.delivered_at.is_(None), older.failed_at.is_(None),
                                          older.id < OutboxMessage.id)),
                 )
                 .order_by(OutboxMessage.id)
@@ -48,7 +64,7 @@ class OutboxRepository:
             for head in heads if batch > 1 else []:
                 rows = await session.execute(
                     select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.locked_until)
-                    .where(OutboxMessage.channel == head.channel, OutboxMessage.delivered_at.is_(None),
+                    .where(_same_queue(OutboxMessage, head.team_id, head.channel), _waiting(),
                            OutboxMessage.id > head.id)
                     .order_by(OutboxMessage.id).limit(batch - 1))
                 ids = []
@@ -91,7 +107,7 @@ class OutboxRepository:
             if pace:
                 await session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.channel == message.channel, OutboxMessage.delivered_at.is_(None),
+                    .where(_same_queue(OutboxMessage, message.team_id, message.channel), _waiting(),
                            OutboxMessage.next_attempt_at < now + pace)
                     .values(next_attempt_at=now + pace)
                 )
@@ -110,7 +126,49 @@ class OutboxRepository:
                 .values(channel=channel, payload=payload, locked_until=None, next_attempt_at=utcnow())
             )
 
-    async def pending(self) -> list[OutboxMessage]:
+    async def dead_letter(self, message_id: int, *, error: str) -> None:
+        """Give up delivering: keep the message and why, out of every queue."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None))
+                .values(failed_at=utcnow(), locked_until=None, last_error=error[:500])
+            )
+
+    async def retry_now(self, message_ids: Sequence[int] = (), *, all_failed: bool = False) -> list[int]:
+        """Put undelivered messages (dead letters, or ones waiting for a retry) back to be
+        delivered now, with a fresh allowance of tries; returns the ids that were."""
+        if not message_ids and not all_failed:
+            return []
+        condition = OutboxMessage.failed_at.is_not(None) if all_failed else OutboxMessage.id.in_(list(message_ids))
+        async with self._sessions.begin() as session:
+            ids = list(await session.scalars(
+                select(OutboxMessage.id).where(condition, OutboxMessage.delivered_at.is_(None))
+                .order_by(OutboxMessage.id)))
+            if ids:
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.delivered_at.is_(None))
+                    .values(failed_at=None, attempts=0, next_attempt_at=utcnow(), locked_until=None)
+                )
+        return ids
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        async with self._sessions() as session:
+            return await session.get(OutboxMessage, message_id)
+
+    async def failed(self, limit: int = 100) -> list[OutboxMessage]:
+        """Dead letters, most recent first."""
         async with self._sessions() as session:
             return list(await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None)).order_by(OutboxMessage.id)))
+                select(OutboxMessage).where(OutboxMessage.failed_at.is_not(None), OutboxMessage.delivered_at.is_(None))
+                .order_by(OutboxMessage.failed_at.desc(), OutboxMessage.id.desc()).limit(limit)))
+
+    async def recent(self, limit: int = 50) -> list[OutboxMessage]:
+        """The latest messages, whatever their state, most recent first."""
+        async with self._sessions() as session:
+            return list(await session.scalars(
+                select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)))
+
+    async def pending(self) -> list[OutboxMessage]:
+        """Messages still to be delivered (not the dead letters), oldest first."""
+        async with self._sessions() as session:
+            return list(await session.scalars(select(OutboxMessage).where(_waiting()).order_by(OutboxMessage.id)))

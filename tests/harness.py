@@ -68,6 +68,8 @@ class Stack:
             BILLING_API_TOKEN=BILLING_TOKEN, DATABASE_URL=self.database_url, NOTIFY_CHANNEL=NOTIFY_CHANNEL,
             PUBLIC_URL=self.app_url, LOG_FORMAT="json", LOG_LEVEL="INFO", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             CLOCK_OFFSET_FILE=str(self.clock_file),
+            # Tests wait for the server's own reconciler: a look every 5 s, not production's 30 s.
+            RECONCILE_INTERVAL_SECONDS="5",
         )
         env.update(extra)
         return env

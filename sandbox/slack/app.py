@@ -39,7 +39,7 @@ from .oauth import AUTHORIZE_PATH, authorize_endpoint
 from .state import Channel, Fault, StandInState, User
 from .web_api import call_method, record_call
 
-_ALLOWED_FAULT_STATUSES = {429, 500, 502, 503, 504}
+_ALLOWED_FAULT_STATUSES = {200, 429, 500, 502, 503, 504}
 WEB_DIR = Path(__file__).parent / "web"
 MAX_WAIT_S = 25.0  # long-poll ceiling for GET /_standin/wait
 _NO_CACHE = {"Cache-Control": "no-store"}
@@ -229,11 +229,17 @@ def create_app(state: StandInState) -> Starlette:
             state.faults.clear()
         elif request.method == "POST":
             data = await _json_body(request)
-            status = int(data.get("status", 429))
-            if not data.get("method") or status not in _ALLOWED_FAULT_STATUSES:
-                return _bad_request(f"method and status in {sorted(_ALLOWED_FAULT_STATUSES)} are required")
+            error = data.get("error")
+            status = int(data.get("status", 200 if error else 429))
+            if not data.get("method") or status not in _ALLOWED_FAULT_STATUSES or (status == 200 and not error):
+                return _bad_request(f"method and status in {sorted(_ALLOWED_FAULT_STATUSES)} are required "
+                                    "(200 with an error: one of Slack's ok:false answers)")
+            if error is not None and not (isinstance(error, str) and error.replace("_", "").isalnum()):
+                return _bad_request("error must be a Slack error code like channel_not_found")
+            channel = data.get("channel")
             state.faults[data["method"]] = Fault(data["method"], status, int(data.get("count", 1)),
-                                                 int(data.get("retry_after", 1)))
+                                                 int(data.get("retry_after", 1)), error,
+                                                 channel if isinstance(channel, str) else None)
         return JSONResponse(faults_json())
 
     def config_json() -> dict[str, Any]:

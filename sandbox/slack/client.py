@@ -215,9 +215,17 @@ class StandInClient:
 
     # --- faults, config, clock, reset -----------------------------------------------------
 
-    async def set_faults(self, method: str, status: int = 429, count: int = 1,
-                         retry_after: int = 1) -> list[dict[str, Any]]:
-        body = {"method": method, "status": status, "count": count, "retry_after": retry_after}
+    async def set_faults(self, method: str, status: int | None = None, count: int = 1, retry_after: int = 1, *,
+                         error: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        """The next `count` calls of `method` fail: with an HTTP `status` (429 by default), or
+        with `error` as Slack's `ok: false` answer (HTTP 200); only calls naming `channel`
+        when given."""
+        body: dict[str, Any] = {"method": method, "status": status if status is not None else (200 if error else 429),
+                                "count": count, "retry_after": retry_after}
+        if error is not None:
+            body["error"] = error
+        if channel is not None:
+            body["channel"] = channel
         return (await self._req("POST", "/faults", json=body))["faults"]
 
     async def clear_faults(self) -> None:

@@ -298,6 +298,10 @@ class Fault:
     status: int
     count: int
     retry_after: int = 1
+    # HTTP 200 with `{"ok": false, "error": error}`: one of Slack's own refusals
+    # (channel_not_found, invalid_auth, ...) rather than an HTTP failure.
+    error: str | None = None
+    channel: str | None = None  # only calls naming this channel (others pass untouched)
 
 
 @dataclass

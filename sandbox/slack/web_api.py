@@ -342,15 +342,17 @@ def _rate_limited_result(state: StandInState, retry_after_s: float) -> ApiResult
 _FAULT_ERRORS = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}
 
 
-def _take_fault(state: StandInState, method: str) -> ApiResult | None:
+def _take_fault(state: StandInState, method: str, params: dict[str, Any] | None = None) -> ApiResult | None:
     fault = state.faults.get(method)
     if fault is None or fault.count <= 0:
+        return None
+    if fault.channel is not None and (params or {}).get("channel") != fault.channel:
         return None
     fault.count -= 1
     if fault.count == 0:
         del state.faults[method]
     headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
-    error = _FAULT_ERRORS.get(fault.status, "fatal_error")
+    error = fault.error or _FAULT_ERRORS.get(fault.status, "fatal_error")
     return ApiResult(fault.status, {"ok": False, "error": error}, headers)
 
 
@@ -388,7 +390,7 @@ def record_call(state: StandInState, method: str, params: dict[str, Any], status
 
 def _dispatch(state: StandInState, method: str, params: dict[str, Any], token: str | None) -> ApiResult:
     if method in NO_TOKEN_METHODS:
-        result = _call_or_fault(state, method, lambda: NO_TOKEN_METHODS[method](state, params))
+        result = _call_or_fault(state, method, lambda: NO_TOKEN_METHODS[method](state, params), params)
         if result.body.get("ok") and isinstance(result.body.get("team"), dict):
             result.team_id = result.body["team"]["id"]  # the team the app just got installed in
         return result
@@ -406,15 +408,16 @@ def _dispatch(state: StandInState, method: str, params: dict[str, Any], token: s
     if needed and not any(tok.has_scope(s) for s in needed):
         return ApiResult(200, {"ok": False, "error": "missing_scope", "needed": needed[0], "provided": tok.scopes},
                          {"X-OAuth-Scopes": tok.scopes}, tok.team_id)
-    result = _call_or_fault(state, method, lambda: handler(state, params, tok))
+    result = _call_or_fault(state, method, lambda: handler(state, params, tok), params)
     result.team_id = tok.team_id
     result.headers.setdefault("X-OAuth-Scopes", tok.scopes)
     return result
 
 
-def _call_or_fault(state: StandInState, method: str, call: Callable[[], dict[str, Any]]) -> ApiResult:
+def _call_or_fault(state: StandInState, method: str, call: Callable[[], dict[str, Any]],
+                   params: dict[str, Any] | None = None) -> ApiResult:
     """An injected fault, else the method itself."""
-    fault = _take_fault(state, method)
+    fault = _take_fault(state, method, params)
     if fault is not None:
         return fault
     try:

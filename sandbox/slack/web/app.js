@@ -26,8 +26,9 @@
     heavy_plus_sign: "➕", point_right: "👉", sparkles: "✨", construction: "🚧", zzz: "💤",
   };
   const COMMANDS = [
-    { name: "/invoices", hint: "[overdue | profile name | invoice number | help]",
-      description: "List the invoices you can pay, and pay them" },
+    { name: "/invoices", hint: "[overdue | profile name | invoice number | notify #channel | help]",
+      description: "List the invoices you can pay, and pay them", app: true },
+    { name: "/invite", hint: "@invoicebot", description: "Add someone (or an app) to this channel", app: false },
   ];
   const BOT_NAME = "invoicebot";
   const WAIT_TIMEOUT_S = 20;
@@ -604,6 +605,13 @@
   }
 
   function renderMessage(message) {
+    if (message.source === "channel_join") { // Slack's own one-line notice, not a message by anyone
+      const body = h("div", { class: "msg-body system-text" });
+      body.append(textNode({ type: "mrkdwn", text: message.text || "" }));
+      return h("div", { class: "message is-system", dataset: { messageId: message.id, source: message.source,
+                                                              ephemeral: String(!!message.ephemeral) } },
+        h("div", { class: "avatar avatar-system", "aria-hidden": "true", text: "➕" }), h("div", { class: "msg-main" }, body));
+    }
     const isError = message.source === "slack_error";
     const author = isError ? "Slackbot" : message.bot_posted ? BOT_NAME : "someone";
     const when = new Date(parseFloat(message.ts) * 1000);
@@ -782,14 +790,19 @@
     }
     const [, command, text] = match;
     if (!COMMANDS.some((c) => c.name === command)) {
-      localNote(`${command} is not a valid command. In this workspace only /invoices is installed.`);
+      localNote(`${command} is not a valid command. In this workspace only /invoices (and Slack's own /invite) work.`);
+      return;
+    }
+    if (command === "/invite" && S.channelId.startsWith("D")) {
+      localNote("/invite only works in channels: open #billing or another channel first.");
       return;
     }
     input.value = "";
     const form = document.getElementById("composer");
     form.classList.add("is-busy");
     try {
-      await act("command", { command, text, channel_id: commandChannel() });
+      if (command === "/invite") await act("invite", { text, channel_id: S.channelId });
+      else await act("command", { command, text, channel_id: commandChannel() });
     } catch (error) {
       toast(error.message, "error");
     } finally {
@@ -813,7 +826,7 @@
       class: "slash-item", role: "option",
       onmousedown: (event) => { event.preventDefault(); input.value = c.name + " "; hideSlashMenu(); input.focus(); },
     }, h("b", { text: c.name }), h("span", { class: "slash-hint", text: " " + c.hint }),
-       h("div", { class: "slash-description", text: c.description + " · invoicebot" }))));
+       h("div", { class: "slash-description", text: c.description + (c.app ? " · invoicebot" : " · Slack") }))));
     menu.hidden = false;
   }
 
@@ -894,7 +907,8 @@
     input.addEventListener("keydown", (event) => {
       if (event.key === "Tab" && !document.getElementById("slash-menu").hidden) {
         event.preventDefault();
-        input.value = COMMANDS[0].name + " ";
+        const typed = input.value.toLowerCase();
+        input.value = (COMMANDS.find((c) => c.name.startsWith(typed)) || COMMANDS[0]).name + " ";
         hideSlashMenu();
       }
     });

@@ -182,7 +182,7 @@ def build_services(settings: Settings) -> Services:
         return await services.render_list(team_id, user_id, query)
 
     identity = IdentityService(SlackDirectory(client_for), billing)
-    invoices = InvoiceService(billing)
+    invoices = InvoiceService(billing, payments=payments_repo)
     outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
     events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake)

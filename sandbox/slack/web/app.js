@@ -654,8 +654,11 @@
           ". Switch person in the sidebar: Fiona sees every billing profile, Emil only Acme GmbH, Sam, Nina and Nobody get an explanation instead."),
         h("li", null, "Type ", h("code", { class: "md-code", text: "/invoices" }), " and press Enter, then ",
           h("b", { text: "Pay Now" }), " on an invoice."),
-        h("li", null, "Saved methods: Visa •••• 4242 (the default), Mastercard •••• 4444, Visa •••• 0341 (declined when charged), Visa •••• 3155 (needs 3-D Secure) and a SEPA bank account (a bank debit, cleared a few seconds later)."),
-        h("li", null, h("b", { text: "Add a new card" }), " opens the sandbox's Stripe page in a new tab; its test card numbers are listed there."))));
+        h("li", null, "Saved methods: Visa •••• 4242 (the default), Mastercard •••• 4444, Visa •••• 0341 (declined when charged), Visa •••• 3155 (needs 3-D Secure) and a SEPA bank account (a bank debit: Processing for about 20 seconds, then cleared)."),
+        h("li", null, h("b", { text: "Add a new card" }), " opens the sandbox's Stripe page in a new tab; its test card numbers are listed there."),
+        h("li", null, h("code", { class: "md-code", text: "/invoices notify #billing" }),
+          " chooses where payment notifications go (Fiona is a billing-profile admin). For the private #finance-private, type ",
+          h("code", { class: "md-code", text: "/invite @invoicebot" }), " in it first."))));
     return intro;
   }
 
@@ -757,7 +760,13 @@
     refresh();
   }
 
+  function setMenuOpen(open) {
+    document.body.classList.toggle("is-menu-open", open);
+    document.getElementById("menu-toggle").setAttribute("aria-expanded", String(open));
+  }
+
   function switchChannel(channelId) {
+    setMenuOpen(false);
     S.channelId = channelId;
     renderSidebar();
     renderMessages();
@@ -899,7 +908,11 @@
     S.userId = S.users.has(wanted) ? wanted : S.users.has("U_FINANCE") ? "U_FINANCE" : (humans[0] || {}).id;
     if (!S.channels.some((c) => c.id === S.channelId)) S.channelId = (visibleChannels()[0] || {}).id || dmChannelId(S.userId);
 
-    document.getElementById("user-picker").addEventListener("change", (event) => switchUser(event.target.value));
+    document.getElementById("user-picker").addEventListener("change", (event) => { setMenuOpen(false); switchUser(event.target.value); });
+    document.getElementById("menu-toggle").addEventListener("click", () => setMenuOpen(!document.body.classList.contains("is-menu-open")));
+    document.querySelector(".pane").addEventListener("click", (event) => {
+      if (!event.target.closest("#menu-toggle")) setMenuOpen(false); // a tap beside the drawer closes it
+    });
     document.getElementById("composer").addEventListener("submit", sendComposer);
     const input = document.getElementById("composer-input");
     input.addEventListener("input", updateSlashMenu);

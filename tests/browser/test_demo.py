@@ -25,6 +25,7 @@ US_SMALL = r"INV-US-\d{4}-0119"  # Acme Inc., $89.99, open
 US_PAST_DUE = r"INV-US-\d{4}-0112"  # Acme Inc., $2,340.75, overdue
 EU_OPEN = r"INV-EU-\d{4}-0042"  # Acme GmbH, €1,200.00, open
 JP_OPEN = r"INV-JP-\d{4}-0007"  # Acme KK, ¥5,000, open
+EU_PARTIAL_PAST_DUE = r"INV-EU-\d{4}-0039"  # Acme GmbH, €125.00 left, overdue
 KW_OPEN = r"INV-KW-\d{4}-0003"  # Acme Kuwait WLL, KWD 12.500, open; the profile has no Stripe customer
 
 
@@ -264,3 +265,22 @@ def _horizontal_overflow(page: Page) -> int:
       }
       return Math.max(0, worst);
     }"""))
+
+
+def test_a_bank_debit_is_processing_for_a_while_then_clears(page: Page, demo: DemoRun) -> None:
+    """The demo clears bank debits after 20 s (not at once), so Processing can be seen."""
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    modal = slack.pay_now(slack.command("/invoices"), EU_PARTIAL_PAST_DUE)
+    number = re.search(EU_PARTIAL_PAST_DUE, modal.text()).group(0)  # type: ignore[union-attr]
+    modal.choose_method("SEPA")
+    modal.submit()
+    expect(modal.root).to_contain_text("Bank debit on its way")
+    modal.close()
+    expect(slack.channel_message(re.compile(f"started a bank debit .* on invoice {number}"))).to_contain_text(
+        "Processing")
+
+    looked_up = slack.command(f"/invoices {number}")  # while it is on its way
+    expect(looked_up).to_contain_text("is being paid by a bank debit that hasn't cleared yet")
+    cleared = slack.channel_message(re.compile(f"bank debit .* on invoice {number} .*has cleared"))
+    expect(cleared).to_have_count(0)  # not at once
+    expect(cleared).to_have_count(1, timeout=60_000)

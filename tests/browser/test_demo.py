@@ -7,6 +7,7 @@ patterns."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -284,3 +285,12 @@ def test_a_bank_debit_is_processing_for_a_while_then_clears(page: Page, demo: De
     cleared = slack.channel_message(re.compile(f"bank debit .* on invoice {number} .*has cleared"))
     expect(cleared).to_have_count(0)  # not at once
     expect(cleared).to_have_count(1, timeout=60_000)
+
+
+def test_a_paid_invoice_found_by_number_says_it_is_paid(page: Page, demo: DemoRun) -> None:
+    issued = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=70)  # seed: INV-EU-…-0031, paid, due 40 days ago
+    slack = SlackPage(page, demo.url, "U_EU")
+    reply = slack.command(f"/invoices INV-EU-{issued.year}-0031")
+    expect(reply).to_contain_text(f"INV-EU-{issued.year}-0031 · Acme GmbH is paid")
+    expect(reply).to_contain_text("nothing is left to pay")
+    expect(reply).not_to_contain_text("No payable invoice matches")

@@ -6,16 +6,19 @@ import asyncio
 import html
 import datetime as dt
 import enum
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.billing import BillingClient, BillingProfile, Invoice
+from bot.billing import BillingClient, BillingError, BillingProfile, Invoice
 from bot.cache import TTLCache
 from bot.identity import Viewer
 from bot.money import Money, totals_by_currency
 from storage.models import Payment, PaymentStatus
+
+log = logging.getLogger(__name__)
 
 # The statuses an invoice found by its number can have when it is not payable (the
 # contract's list), looked up only when no payable invoice has that number.
@@ -151,8 +154,12 @@ class InvoiceService:
                 return [inv async for inv in self._billing.iter_invoices(profile_ids, status=status)
                         if inv.number.casefold() == number.casefold()]
 
-        found = [inv for invoices in await asyncio.gather(*(one(status) for status in UNPAYABLE_STATUSES))
-                 for inv in invoices if viewer.access.may_see(inv.billing_profile_id)]
+        try:
+            per_status = await asyncio.gather(*(one(status) for status in UNPAYABLE_STATUSES))
+        except BillingError as exc:  # a nicety: without it the answer is "no payable invoice matches"
+            log.warning("looking up a non-payable invoice by number failed: %s", exc)
+            return []
+        found = [inv for invoices in per_status for inv in invoices if viewer.access.may_see(inv.billing_profile_id)]
         matches = []
         for inv in found:
             last = None

@@ -116,6 +116,12 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
         fee = form.card_fee(paying)
         if fee is not None:
             blocks.append(_fee_block(_fee_text(profile.card_fee_percent, fee, paying, locale)))
+    elif not profile.stripe_customer_id:
+        # No Stripe customer: there is no page to add a card on and nothing to refresh, so
+        # say so plainly and point at the one way that works.
+        blocks.append(_md(f"*No saved card or bank account can be used for {safe(profile.name, 200)}.*\n"
+                          "Cards and bank debits aren't set up for this billing profile. "
+                          "Pay by wire transfer with the details below."))
     elif form.methods_unavailable:
         blocks.append(_md(":warning: Stripe isn't answering right now, so your saved cards can't be shown. "
                           "Nothing was charged. Press *Refresh* in a minute, or pay by wire transfer below."))

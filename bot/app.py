@@ -188,7 +188,7 @@ def build_services(settings: Settings) -> Services:
         return await services.render_list(team_id, user_id, query)
 
     identity = IdentityService(SlackDirectory(client_for), billing, default_locale=settings.default_locale)
-    invoices = InvoiceService(billing, clock=clock)
+    invoices = InvoiceService(billing, clock=clock, payments=payments_repo)
     outbox = OutboxWorker(outbox_repo, client_for, fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
     links = PayLinks(str(settings.public_url) if settings.public_url else None,

@@ -6,13 +6,27 @@ import asyncio
 import html
 import datetime as dt
 import enum
+import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from bot.billing import BillingClient, BillingProfile, Invoice
+from bot.billing import BillingClient, BillingError, BillingProfile, Invoice
 from bot.cache import TTLCache
 from bot.clock import Clock, SystemClock
 from bot.identity import Viewer
 from bot.money import Money, totals_by_currency
+from storage.models import Payment, PaymentStatus
+
+log = logging.getLogger(__name__)
+
+# The statuses an invoice found by its number can have when it is not payable (the
+# contract's list), looked up only when no payable invoice has that number.
+UNPAYABLE_STATUSES = ("paid", "processing", "canceled", "proforma")
+# Invoice numbers have a digit and no spaces; profile names that look like one cost a few
+# extra look-ups, nothing more.
+_LOOKS_LIKE_NUMBER = re.compile(r"^(?=\S*\d)\S{3,}$")
 
 # Profiles are listed in parallel, a few at a time, so a user with 100 profiles does not
 # wait for 100 round trips in a row.
@@ -57,20 +71,36 @@ class InvoiceRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UnpayableMatch:
+    """An invoice the person asked for by number that is not payable: paid, being paid by
+    a bank debit, canceled or pro forma; with the newest payment we made on it, if any."""
+
+    invoice: Invoice
+    profile_name: str
+    last_payment: Payment | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceListing:
     query: ListQuery
     rows: list[InvoiceRow]
     totals: list[Money] = field(default_factory=list)
     matched_number: bool = False  # the search found an invoice by its number
     locale: str = "en_US"  # the viewer's: amounts and dates are shown in it
+    unpayable: list[UnpayableMatch] = field(default_factory=list)  # found by number, not payable
+
+
+class PaymentHistory(Protocol):
+    async def latest_for_invoice(self, invoice_id: str, statuses: Sequence[PaymentStatus]) -> Payment | None: ...
 
 
 class InvoiceService:
-    def __init__(self, billing: BillingClient, *, clock: Clock | None = None,
-                 profile_ttl_seconds: float = 60.0) -> None:
+    def __init__(self, billing: BillingClient, *, clock: Clock | None = None, profile_ttl_seconds: float = 60.0,
+                 payments: PaymentHistory | None = None) -> None:
         self._billing = billing
         self._clock = clock or SystemClock()
         self._profiles: TTLCache[str, BillingProfile] = TTLCache(profile_ttl_seconds)
+        self._payments = payments
 
     def today(self) -> dt.date:
         return self._clock.now().date()
@@ -110,8 +140,38 @@ class InvoiceService:
         if query.kind is QueryKind.OVERDUE:
             rows = [row for row in rows if row.overdue]
         rows.sort(key=lambda row: (row.invoice.due_on, row.invoice.number, row.invoice.id))
+        unpayable: list[UnpayableMatch] = []
+        if query.kind is QueryKind.SEARCH and not rows and _LOOKS_LIKE_NUMBER.match(query.text):
+            unpayable = await self._unpayable_by_number(viewer, profile_ids, profiles, query.text)
         return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number,
-                              viewer.locale)
+                              viewer.locale, unpayable)
+
+    async def _unpayable_by_number(self, viewer: Viewer, profile_ids: list[str],
+                                   profiles: dict[str, BillingProfile], number: str) -> list[UnpayableMatch]:
+        """`/invoices INV-…` for an invoice that is no longer (or never was) payable: say what
+        it is rather than "no payable invoice matches". Only the viewer's own profiles."""
+        limit = asyncio.Semaphore(_PROFILE_CONCURRENCY)
+
+        async def one(status: str) -> list[Invoice]:
+            async with limit:
+                return [inv async for inv in self._billing.iter_invoices(profile_ids, status=status)
+                        if inv.number.casefold() == number.casefold()]
+
+        try:
+            per_status = await asyncio.gather(*(one(status) for status in UNPAYABLE_STATUSES))
+        except BillingError as exc:  # a nicety: without it the answer is "no payable invoice matches"
+            log.warning("looking up a non-payable invoice by number failed: %s", exc)
+            return []
+        found = [inv for invoices in per_status for inv in invoices if viewer.access.may_see(inv.billing_profile_id)]
+        matches = []
+        for inv in found:
+            last = None
+            if self._payments is not None:
+                wanted = ((PaymentStatus.PROCESSING, PaymentStatus.DEBITING) if inv.status == "processing"
+                          else (PaymentStatus.RECORDED,))
+                last = await self._payments.latest_for_invoice(inv.id, wanted)
+            matches.append(UnpayableMatch(inv, profiles[inv.billing_profile_id].name, last))
+        return matches
 
     async def _profiles_by_id(self, profile_ids: list[str]) -> dict[str, BillingProfile]:
         limit = asyncio.Semaphore(_PROFILE_CONCURRENCY)

@@ -4,8 +4,8 @@ Starts, each as its own process listening on 127.0.0.1 only:
 
 * the fake Stripe (`sandbox.stripe`, patched localstripe, in memory), with a customer for
   each billing profile that has cards: Visa 4242 (the default), Mastercard 4444, Visa 0341
-  (declined when charged), Visa 3155 (needs 3-D Secure), a SEPA bank account (bank debit)
-  and an expired card (which the bot does not offer);
+  (declined when charged), Visa 3155 (needs 3-D Secure), a SEPA bank account (bank debit,
+  cleared after BANK_DEBIT_DELAY_S) and an expired card (which the bot does not offer);
 * the billing API sandbox (`sandbox.billing`), seeded with the demo profiles, users and
   invoices and those Stripe customers;
 * the Slack stand-in (`sandbox.slack`) with the demo people and #billing, whose web page
@@ -53,6 +53,9 @@ WEBHOOK_SECRET = "whsec_demo_webhook_secret"
 BILLING_TOKEN = "demo-billing-token"
 NOTIFY_CHANNEL = "C_BILLING"
 
+# Bank debits (the SEPA account) stay "processing" this long before they clear, so that a
+# person sees the Processing state and then the second notice (tests keep 0.5 s).
+BANK_DEBIT_DELAY_S = 20.0
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
@@ -199,7 +202,8 @@ class Demo:
         stripe_url, billing_url, bot_url = (self.url(p) for p in (self.stripe_port, self.billing_port, self.bot_port))
 
         stripe = self._helper("stripe", "The fake Stripe", [
-            "-m", "sandbox.stripe", "--host", HOST, "--port", str(self.stripe_port)], f"{stripe_url}/_requests")
+            "-m", "sandbox.stripe", "--host", HOST, "--port", str(self.stripe_port),
+            "--bank-debit-delay", str(BANK_DEBIT_DELAY_S)], f"{stripe_url}/_requests")
         slack = self._helper("slack", "The Slack stand-in", [
             "-m", "sandbox.slack", "--host", HOST, "--port", str(self.page_port),
             "--request-url", f"{bot_url}/slack/events", "--bot-token", BOT_TOKEN,

@@ -126,6 +126,13 @@ class PaymentRepository:
         async with self._sessions() as session:
             return list(await session.scalars(query.order_by(Payment.updated_at).limit(limit)))
 
+    async def latest_for_invoice(self, invoice_id: str, statuses: Sequence[PaymentStatus]) -> Payment | None:
+        """The newest of an invoice's payments in one of `statuses` (e.g. its last recorded one)."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(Payment).where(Payment.invoice_id == invoice_id, Payment.status.in_([s.value for s in statuses]))
+                .order_by(Payment.updated_at.desc(), Payment.created_at.desc()).limit(1))
+
     async def recent(self, *, status: str | None = None, invoice: str | None = None, limit: int = 50) -> list[Payment]:
         async with self._sessions() as session:
             query = select(Payment).order_by(Payment.created_at.desc()).limit(limit)

@@ -1,4 +1,5 @@
-"""Realistic demo data: four billing profiles, invoices in every status, four users.
+"""Realistic demo data: four billing profiles, invoices in every status (and enough open
+ones for more than one page of `/invoices`), four users.
 
 `seed_demo` is idempotent: users and profiles are upserted (so fresh Stripe customer ids
 from a new localstripe run replace the old ones), invoices and the seeded payment are
@@ -79,6 +80,19 @@ _INVOICES: Final[tuple[tuple[str, str, int, str, str, str, int], ...]] = (
     (INV_KW_OPEN, BP_KW, 3, "12.500", "12.500", "open", 12),
     (INV_KW_PAST_DUE, BP_KW, 2, "310.750", "310.750", "open", -8),
 )
+
+# More open invoices on 90-day terms, all due after the ones above, so that Fiona's list has
+# more than one page (20 a page) while everything the README and the browser tests pay
+# stays on the first. (id, profile, number seq, total, due in days from today.)
+_LATER_TERMS_DAYS: Final = 90
+_LATER_INVOICES: Final[tuple[tuple[str, str, int, str, int], ...]] = (
+    *((f"inv_us_later_{n}", BP_US, 120 + n, total, 30 + 7 * n) for n, total in enumerate(
+        ("1875.00", "2210.40", "1940.15", "2088.00", "1766.25", "2301.90", "1999.99", "2150.60"))),
+    *((f"inv_eu_later_{n}", BP_EU, 44 + n, total, 35 + 14 * n) for n, total in enumerate(
+        ("980.00", "1130.50", "1045.20", "1210.00"))),
+    *((f"inv_jp_later_{n}", BP_JP, 8 + n, total, 42 + 28 * n) for n, total in enumerate(("64000", "71500"))),
+)
+LATER_INVOICE_IDS: Final = tuple(row[0] for row in _LATER_INVOICES)
 
 _NUMBER_PREFIX: Final = {BP_EU: "EU", BP_US: "US", BP_JP: "JP", BP_KW: "KW"}
 
@@ -171,10 +185,13 @@ def seed_demo(
 
     currencies = {profile["id"]: profile["currency"] for profile in _profiles({})}
     invoices = []
-    for invoice_id, profile_id, seq, total, amount_due, status, due_in_days in _INVOICES:
+    later = tuple((invoice_id, profile_id, seq, total, total, "open", due_in_days, _LATER_TERMS_DAYS)
+                  for invoice_id, profile_id, seq, total, due_in_days in _LATER_INVOICES)
+    for invoice_id, profile_id, seq, total, amount_due, status, due_in_days, terms in (
+            *((*row, 30) for row in _INVOICES), *later):
         currency = currencies[profile_id]
         due_on = today + timedelta(days=due_in_days)
-        issued_on = due_on - timedelta(days=30)
+        issued_on = due_on - timedelta(days=terms)
         invoices.append(
             NewInvoice(
                 id=invoice_id,

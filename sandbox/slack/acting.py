@@ -189,6 +189,42 @@ def _slack_error_message(state: StandInState, user_id: str, channel_id: str, tex
 
 # --- slash commands ----------------------------------------------------------------
 
+# What the Slack client recognises as a mention in typed text: `#name` (channel names are
+# lower case letters, digits, `-` and `_`) and `@name` (user names may also hold dots), not
+# inside a word and not inside a link that is already formed (`<#C123|name>`).
+_CHANNEL_MENTION = re.compile(r"(?<![\w<|#@])#([a-z0-9][a-z0-9_-]*)", re.IGNORECASE)
+_USER_MENTION = re.compile(r"(?<![\w<|#@])@([a-z0-9][a-z0-9._-]*[a-z0-9_-]|[a-z0-9])", re.IGNORECASE)
+
+
+def mentioned_user(state: StandInState, team_id: str, name: str) -> tuple[str, str] | None:
+    """(user id, name) of `@name` in a team: the app's bot user or a person, by user name."""
+    wanted = name.casefold()
+    if wanted == state.bot_name.casefold():
+        return state.team(team_id).bot_user_id, state.bot_name
+    for user in state.users.values():
+        if user.team_id == team_id and user.name.casefold() == wanted:
+            return user.id, user.name
+    return None
+
+
+def escape_mentions(state: StandInState, user: User, text: str) -> str:
+    """Typed `#channel` and `@user` as Slack sends them for a `should_escape` command:
+    `<#C123|name>` and `<@U123|name>`. Names Slack does not know stay plain text, as do
+    links the client already formed (a mention picked from its autocomplete)."""
+
+    def channel(match: re.Match[str]) -> str:
+        found = state.resolve_channel("#" + match.group(1).lower(), team_id=user.team_id)
+        if found is None or found.is_im or not found.has_member(user.id):
+            return match.group(0)  # a private channel you are not in is not yours to name
+        return f"<#{found.id}|{found.name}>"
+
+    def person(match: re.Match[str]) -> str:
+        found = mentioned_user(state, user.team_id, match.group(1))
+        return f"<@{found[0]}|{found[1]}>" if found else match.group(0)
+
+    return _USER_MENTION.sub(person, _CHANNEL_MENTION.sub(channel, text))
+
+
 
 def _command_channel(state: StandInState, user: User, channel_id: str | None) -> Channel:
     if channel_id:
@@ -218,7 +254,8 @@ async def act_command(state: StandInState, http: httpx.AsyncClient, req: dict[st
         "user_id": user.id,
         "user_name": user.name,
         "command": command,
-        "text": req.get("text", ""),
+        "text": (escape_mentions(state, user, req.get("text", "")) if command in state.config.escaped_commands
+                 else req.get("text", "")),
         "api_app_id": state.api_app_id,
         "is_enterprise_install": "false",
         "response_url": response_url,
@@ -234,6 +271,53 @@ async def act_command(state: StandInState, http: httpx.AsyncClient, req: dict[st
         "payload": form,
         "message": shown.to_json() if shown else None,
     }
+
+
+_LINKED_USER = re.compile(r"<@([UW][A-Z0-9_]+)(?:\|[^>]*)?>")
+
+
+async def act_invite(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Slack's built-in `/invite @name` in a channel: the named people (or the app's bot
+    user) become members, and the channel shows who added them. Slack answers problems
+    with a Slackbot line only the inviter sees; the app hears nothing either way."""
+    user = _user(state, req.get("user_id", ""))
+    channel = _command_channel(state, user, req.get("channel_id"))
+    text = escape_mentions(state, user, str(req.get("text", "")))
+    if channel.is_im:
+        _slack_error_message(state, user.id, channel.id, "/invite only works in channels.")
+        return {"ok": False, "error": "not_a_channel", "invited": []}
+    if not channel.has_member(user.id):
+        raise ActError(403, f"{user.id} is not a member of {channel.id}")
+    team = state.team_of_user(user.id)
+    wanted = _LINKED_USER.findall(text)
+    if not wanted:
+        _slack_error_message(state, user.id, channel.id,
+                             "Name who to invite, e.g. `/invite @invoicebot` (I couldn't find anyone in "
+                             f"“{str(req.get('text', '')).strip()[:80]}”).")
+        return {"ok": False, "error": "no_user", "invited": []}
+    invited: list[str] = []
+    for user_id in wanted:
+        if user_id == team.bot_user_id:
+            if channel.bot_is_member:
+                _slack_error_message(state, user.id, channel.id, f"@{state.bot_name} is already in this channel.")
+                continue
+            channel.bot_is_member = True
+            name = state.bot_name
+        else:
+            member = state.users.get(user_id)
+            if member is None or member.team_id != team.id:
+                continue
+            if channel.has_member(user_id):
+                _slack_error_message(state, user.id, channel.id, f"@{member.name} is already in this channel.")
+                continue
+            if channel.members is not None:
+                channel.members.append(user_id)
+            name = member.name
+        invited.append(user_id)
+        state.add_message(channel=channel.id, text=f"<@{user_id}|{name}> was added to <#{channel.id}|{channel.name}> "
+                          f"by <@{user.id}|{user.name}>.", blocks=[], source="channel_join", ephemeral=False,
+                          user_id=user.id, bot_posted=False)
+    return {"ok": bool(invited), "invited": invited, "channel": channel.to_api()}
 
 
 def _apply_command_response(

@@ -30,6 +30,7 @@ from .acting import (
     act_click,
     act_close,
     act_command,
+    act_invite,
     act_submit,
     act_uninstall,
     act_url_verification,
@@ -254,6 +255,8 @@ def create_app(state: StandInState) -> Starlette:
                 state.config.channel_rate_limit = bool(data["channel_rate_limit"])
             if "app_timeout_s" in data:
                 state.config.app_timeout_s = float(data["app_timeout_s"])
+            if "escaped_commands" in data:
+                state.config.escaped_commands = [str(c) for c in data["escaped_commands"] or []]
             if "request_url" in data:
                 state.request_url = str(data["request_url"])
             for key in ("oauth_client_id", "oauth_client_secret"):
@@ -370,6 +373,7 @@ def create_app(state: StandInState) -> Starlette:
         Route("/_standin/reset", reset, methods=["POST"]),
         Route("/_standin/triggers", issue_triggers, methods=["POST"]),
         Route("/_standin/act/command", act(act_command), methods=["POST"]),
+        Route("/_standin/act/invite", act(act_invite), methods=["POST"]),
         Route("/_standin/act/click", act(act_click), methods=["POST"]),
         Route("/_standin/act/submit", act(act_submit), methods=["POST"]),
         Route("/_standin/act/close", act(act_close), methods=["POST"]),

@@ -195,6 +195,11 @@ class StandInClient:
             body["channel_id"] = channel_id
         return await self._req("POST", "/act/command", json=body)
 
+    async def invite(self, user_id: str, channel_id: str, text: str) -> dict[str, Any]:
+        """Slack's own `/invite @name` typed in a channel (`@invoicebot` adds the app)."""
+        return await self._req("POST", "/act/invite", json={"user_id": user_id, "channel_id": channel_id,
+                                                             "text": text})
+
     async def click(self, user_id: str, action_id: str, *, message_id: str | None = None,
                     view_id: str | None = None, block_id: str | None = None, value: Any = None,
                     selected_option: Any = None, **overrides: Any) -> dict[str, Any]:
@@ -232,8 +237,8 @@ class StandInClient:
         await self._req("DELETE", "/faults")
 
     async def configure(self, **config: Any) -> dict[str, Any]:
-        """channel_rate_limit, clock_speed, app_timeout_s, request_url, oauth_client_id,
-        oauth_client_secret, oauth_redirect_uri."""
+        """channel_rate_limit, clock_speed, app_timeout_s, escaped_commands, request_url,
+        oauth_client_id, oauth_client_secret, oauth_redirect_uri."""
         return await self._req("PUT", "/config", json=config)
 
     async def advance_clock(self, seconds: float) -> dict[str, Any]:

@@ -170,7 +170,8 @@ class Channel:
 
 
 MessageSource = Literal[
-    "chat.postMessage", "chat.postEphemeral", "command_response", "response_url", "slack_error"
+    "chat.postMessage", "chat.postEphemeral", "command_response", "response_url", "slack_error",
+    "channel_join",  # Slack's own "X was added to #channel" line after /invite
 ]
 
 
@@ -323,6 +324,9 @@ class RecordedCall:
 class StandInConfig:
     channel_rate_limit: bool = False  # 1 chat.postMessage per second per channel
     app_timeout_s: float = 3.0  # how long "Slack" waits for the app's HTTP answer
+    # Slash commands created with `should_escape: true` (as in manifest.yml): Slack sends
+    # their `#channel` and `@user` mentions as <#C123|name> and <@U123|name> links.
+    escaped_commands: list[str] = field(default_factory=lambda: ["/invoices"])
 
 
 def _stateful_entry(el: dict[str, Any]) -> dict[str, Any] | None:
@@ -407,6 +411,7 @@ class StandInState:
         self.api_app_id = api_app_id
         self.bot_user_id = bot_user_id  # the default team's bot; other teams have their own
         self.bot_id = bot_id
+        self.bot_name = "invoicebot"  # the app's bot user, as `@invoicebot` names it in every team
         self.verification_token = verification_token
         self.public_url = public_url.rstrip("/")  # base of response_urls handed to the app
         # The app's OAuth credentials and its configured Redirect URL (like on api.slack.com).

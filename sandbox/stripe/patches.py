@@ -13,6 +13,7 @@ turns them into Stripe-shaped JSON errors.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -419,6 +420,39 @@ def _charge_is_async_payment_method(self: Any) -> bool:
     return getattr(pm, "type", None) in ASYNC_PAYMENT_METHOD_TYPES
 
 
+# How long a bank debit stays `processing` before it settles (succeeds or fails). Real
+# debits take days; localstripe's own delay is 0.5 s, which tests keep. The demo sets a
+# longer one (`--bank-debit-delay`, or PUT /_config/bank_debits) so that a person sees the
+# Processing state before it clears.
+LOCALSTRIPE_SETTLE_SECONDS = 0.5
+_settle = {"seconds": LOCALSTRIPE_SETTLE_SECONDS}
+
+
+def bank_debit_settle_seconds() -> float:
+    return _settle["seconds"]
+
+
+def set_bank_debit_settle_seconds(seconds: float) -> None:
+    if not 0 <= seconds <= 3600:
+        raise ValueError("the bank debit delay must be between 0 and 3600 seconds")
+    _settle["seconds"] = max(seconds, LOCALSTRIPE_SETTLE_SECONDS)  # localstripe's sleep is the floor
+
+
+def _after_extra_settle_delay(action: Callable[[], None]) -> None:
+    """Run `action` (which starts localstripe's own 0.5 s settling) after the rest of the
+    configured delay; at once with the default."""
+    extra = _settle["seconds"] - LOCALSTRIPE_SETTLE_SECONDS
+    if extra <= 0:
+        action()
+        return
+
+    async def later() -> None:
+        await asyncio.sleep(extra)
+        action()
+
+    asyncio.ensure_future(later())
+
+
 def _wrap_initialize_charge(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _initialize_charge(
@@ -429,7 +463,12 @@ def _wrap_initialize_charge(original: Callable[..., Any]) -> Callable[..., Any]:
         # the debit settles.  localstripe's callback flips it to `succeeded` 0.5 s later.
         if self._authorized and self.captured and self._is_async_payment_method():
             self.status = "pending"
-            self._trigger_payment(on_success)
+            _after_extra_settle_delay(lambda: self._trigger_payment(on_success))
+            return
+        if not self._authorized and self._is_async_payment_method():
+            # A failing debit: localstripe fails it 0.5 s later; the status stays pending.
+            self.status = "pending"
+            _after_extra_settle_delay(lambda: original(self, on_success, on_failure_now, on_failure_later))
             return
         original(self, on_success, on_failure_now, on_failure_later)
 

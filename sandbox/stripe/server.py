@@ -42,7 +42,8 @@ first called -- importing this module changes nothing):
 7.  Charging: a saved card whose expiry is past is declined (`expired_card`); failures
     carry a code fitting the method (SEPA DE62...3001 -> `insufficient_funds`, ACH test
     accounts -> their documented codes).  Bank debits (sepa_debit, us_bank_account) stay
-    `processing` until they settle 0.5 s later (localstripe said `succeeded` at once);
+    `processing` until they settle 0.5 s later, or after `--bank-debit-delay` seconds /
+    `PUT /_config/bank_debits {"settle_seconds": ..}` (localstripe said `succeeded` at once);
     `payment_intent.processing` / `payment_intent.requires_action` webhooks are sent.
 8.  Checkout Sessions (`mode=setup` only): `POST /v1/checkout/sessions`,
     `GET /v1/checkout/sessions[/{id}]`, `POST /v1/checkout/sessions/{id}/expire`;
@@ -62,7 +63,8 @@ first called -- importing this module changes nothing):
     not retried, and carry `api_version` 2017-08-15).
 
 Control endpoints (no API key needed): `POST/GET/DELETE /_faults`, `GET/DELETE /_requests`,
-`GET /_stats`, `DELETE /_config/data` (empties the store and our state), and
+`GET /_stats`, `DELETE /_config/data` (empties the store and our state), `GET/PUT
+/_config/bank_debits`, and
 localstripe's `POST /_config/webhooks/{id}`.
 """
 
@@ -438,6 +440,18 @@ async def flush_data(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def bank_debits_config(request: web.Request) -> web.Response:
+    """`GET`/`PUT /_config/bank_debits` {"settle_seconds": 20}: how long a bank debit stays
+    `processing` before it settles (0.5 s unless set)."""
+    if request.method == "PUT":
+        try:
+            data = await request.json()
+            patches.set_bank_debit_settle_seconds(float(data["settle_seconds"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": {"message": f"settle_seconds: {exc}"}}, status=400)
+    return web.json_response({"settle_seconds": patches.bank_debit_settle_seconds()})
+
+
 # -- the application ----------------------------------------------------------------------
 def create_app(
     *,
@@ -491,6 +505,8 @@ def create_app(
     router.add_delete("/_requests", clear_requests)
     router.add_get("/_stats", stats, allow_head=False)
     router.add_delete("/_config/data", flush_data)
+    router.add_get("/_config/bank_debits", bank_debits_config, allow_head=False)
+    router.add_put("/_config/bank_debits", bank_debits_config)
 
     # Then localstripe's own routes, in their original order, re-using its handlers.
     for route in ls_server.app.router.routes():
@@ -589,8 +605,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8420, help="0 picks a free port")
     parser.add_argument("--public-url", help="base URL for hosted pages (default: from the Host header)")
     parser.add_argument("--seed", default="", help="comma-separated billing profile ids to seed")
+    parser.add_argument("--bank-debit-delay", type=float, default=patches.LOCALSTRIPE_SETTLE_SECONDS,
+                        metavar="SECONDS", help="how long bank debits stay processing before they settle (0.5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests and webhooks to stderr")
     args = parser.parse_args(argv)
+    patches.set_bank_debit_settle_seconds(args.bank_debit_delay)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,

@@ -25,6 +25,7 @@ from sandbox.demo import free_port
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("INVOICEBOT_CHROMIUM", "/usr/bin/chromium")
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")  # without it emoji are empty boxes
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-sync"]
@@ -38,9 +39,9 @@ def _chromium_problem() -> str | None:
         import playwright.sync_api  # noqa: F401, PLC0415
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[test]')"
-    if os.access(CHROMIUM, os.X_OK):
+    if os.access(CHROMIUM, os.X_OK) and EMOJI_FONT.exists():
         return None
-    script = ROOT / ".ci" / "browsers"
+    script = ROOT / ".ci" / "browsers"  # installs whichever of the two is missing
     if script.exists() and shutil.which("apt-get"):
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(["bash", str(script)], capture_output=True, timeout=900, check=False)

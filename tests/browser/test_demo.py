@@ -7,7 +7,9 @@ patterns."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -17,13 +19,15 @@ pytest.importorskip("playwright.sync_api", reason="the playwright package is not
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from sandbox.demo import BOT_TOKEN  # noqa: E402
-from tests.browser.conftest import DemoRun  # noqa: E402
+from tests.browser.conftest import ARTIFACTS, DemoRun  # noqa: E402
 from tests.browser.slack_page import SlackPage  # noqa: E402
 
 US_SMALL = r"INV-US-\d{4}-0119"  # Acme Inc., $89.99, open
 US_PAST_DUE = r"INV-US-\d{4}-0112"  # Acme Inc., $2,340.75, overdue
 EU_OPEN = r"INV-EU-\d{4}-0042"  # Acme GmbH, €1,200.00, open
 JP_OPEN = r"INV-JP-\d{4}-0007"  # Acme KK, ¥5,000, open
+EU_PARTIAL_PAST_DUE = r"INV-EU-\d{4}-0039"  # Acme GmbH, €125.00 left, overdue
+KW_OPEN = r"INV-KW-\d{4}-0003"  # Acme Kuwait WLL, KWD 12.500, open; the profile has no Stripe customer
 
 
 def test_full_payment_with_the_default_card(page: Page, demo: DemoRun) -> None:
@@ -156,3 +160,137 @@ def test_text_from_the_app_is_shown_as_text_never_as_html(page: Page, demo: Demo
     expect(links).to_have_attribute("href", "https://example.com/pay?a=1&b=2")
     expect(links).to_have_attribute("target", "_blank")
     expect(message).to_contain_text("not a link")
+
+
+def test_notify_billing_and_a_private_channel_after_invite(page: Page, demo: DemoRun) -> None:
+    """The README's notify row: `#channel` typed as text reaches the bot as a channel link."""
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    done = slack.command("/invoices notify #billing")
+    expect(done).to_contain_text("Payment notifications now go to #billing")
+    expect(done).not_to_contain_text("Name the channel with")
+
+    page.locator(".nav-item", has_text="finance-private").click()
+    expect(page.locator("#pane-title")).to_contain_text("finance-private")
+    refused = slack.command("/invoices notify #finance-private Acme KK")
+    expect(refused).to_contain_text(re.compile("invite me first", re.IGNORECASE))
+
+    page.fill("#composer-input", "/invite @invoicebot")
+    page.press("#composer-input", "Enter")
+    expect(slack.channel_message("was added to")).to_contain_text("@invoicebot was added to #finance-private")
+    routed = slack.command("/invoices notify #finance-private Acme KK")
+    expect(routed).to_contain_text("Payment notifications now go to #finance-private")
+    expect(routed).to_contain_text("Acme KK")
+
+    back = slack.command("/invoices notify #billing Acme KK")  # as it was, for the other tests
+    expect(back).to_contain_text("Payment notifications now go to #billing")
+
+
+def test_paging_through_the_demo_list(page: Page, demo: DemoRun) -> None:
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    listing = slack.command("/invoices")
+    expect(listing).to_contain_text(re.compile(r"Showing 1–20 of (2\d)"))
+    total = re.search(r"Showing 1–20 of (\d+)", listing.inner_text()).group(1)  # type: ignore[union-attr]
+    expect(listing.get_by_role("button", name="Pay Now")).to_have_count(20)
+    expect(listing.get_by_role("button", name="◀ Previous")).to_have_count(0)
+
+    listing.get_by_role("button", name="Next ▶").click()
+    expect(listing).to_contain_text(f"Showing 21–{total} of {total}")  # the same message, next page
+    expect(listing.get_by_role("button", name="Pay Now")).to_have_count(int(total) - 20)
+    expect(listing.get_by_role("button", name="Next ▶")).to_have_count(0)
+    expect(listing).not_to_contain_text(re.compile(US_PAST_DUE + "|" + JP_OPEN))  # those are on page 1
+
+    listing.get_by_role("button", name="◀ Previous").click()
+    expect(listing).to_contain_text(f"Showing 1–20 of {total}")
+    expect(listing).to_contain_text(re.compile(JP_OPEN))
+
+
+def test_the_profile_without_cards_shows_the_wire_transfer_only(page: Page, demo: DemoRun) -> None:
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    listing = slack.command("/invoices")
+    listing.locator(".b-section", has_text=re.compile(KW_OPEN)).get_by_role("button", name="Pay Now").click()
+    modal = page.locator(".modal")
+    expect(modal).to_contain_text("Cards and bank debits aren't set up for this billing profile")
+    expect(modal).to_contain_text("Acme Kuwait WLL")
+    expect(modal).to_contain_text("KW81CBKU0000000000001234560101")  # the wire transfer details
+    expect(modal).to_contain_text(re.compile(KW_OPEN))
+    expect(modal.locator(".modal-submit")).to_have_count(0)  # no Pay button that cannot work
+    expect(modal.get_by_role("button", name="Refresh")).to_have_count(0)
+    expect(modal.get_by_role("link", name="Add a new card")).to_have_count(0)
+    expect(modal).not_to_contain_text("press Refresh")
+    modal.locator(".modal-close").click()
+    expect(modal).to_have_count(0)
+
+
+def test_a_narrow_screen_keeps_the_page_readable(browser: Any, demo: DemoRun) -> None:
+    context = browser.new_context(viewport={"width": 420, "height": 860})
+    page = context.new_page()
+    try:
+        slack = SlackPage(page, demo.url, "U_FINANCE")
+        sidebar, menu = page.locator("#sidebar"), page.locator("#menu-toggle")
+        expect(sidebar).not_to_be_visible()  # folded away behind the menu button
+        expect(menu).to_be_visible()
+        listing = slack.command("/invoices")
+        expect(listing.get_by_role("button", name="Pay Now").first).to_be_visible()
+        assert _horizontal_overflow(page) == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        listing.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "narrow-list.png"))
+
+        modal = slack.pay_now(listing, EU_OPEN)
+        assert _horizontal_overflow(page) == 0
+        page.screenshot(path=str(ARTIFACTS / "narrow-modal.png"))
+        modal.close()
+
+        menu.click()
+        expect(sidebar).to_be_visible()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+        page.wait_for_function("getComputedStyle(document.getElementById('sidebar')).transform === 'none'")
+        page.screenshot(path=str(ARTIFACTS / "narrow-menu.png"))
+        page.select_option("#user-picker", "U_EU")  # choosing closes the drawer again
+        expect(sidebar).not_to_be_visible()
+        expect(page.locator("#who-detail")).to_have_text("eu.accountant@acme.example")
+        assert _horizontal_overflow(page) == 0
+    finally:
+        context.close()
+
+
+def _horizontal_overflow(page: Page) -> int:
+    """How many pixels the page, or any element in it, sticks out to the right."""
+    return int(page.evaluate("""() => {
+      const width = document.documentElement.clientWidth;
+      let worst = document.documentElement.scrollWidth - width;
+      for (const node of document.querySelectorAll('.message, .modal, .composer, .pane-header')) {
+        const box = node.getBoundingClientRect();
+        if (box.width) worst = Math.max(worst, Math.ceil(box.right - width));
+        worst = Math.max(worst, node.scrollWidth - node.clientWidth);
+      }
+      return Math.max(0, worst);
+    }"""))
+
+
+def test_a_bank_debit_is_processing_for_a_while_then_clears(page: Page, demo: DemoRun) -> None:
+    """The demo clears bank debits after 20 s (not at once), so Processing can be seen."""
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    modal = slack.pay_now(slack.command("/invoices"), EU_PARTIAL_PAST_DUE)
+    number = re.search(EU_PARTIAL_PAST_DUE, modal.text()).group(0)  # type: ignore[union-attr]
+    modal.choose_method("SEPA")
+    modal.submit()
+    expect(modal.root).to_contain_text("Bank debit on its way")
+    modal.close()
+    expect(slack.channel_message(re.compile(f"started a bank debit .* on invoice {number}"))).to_contain_text(
+        "Processing")
+
+    looked_up = slack.command(f"/invoices {number}")  # while it is on its way
+    expect(looked_up).to_contain_text("is being paid by a bank debit that hasn't cleared yet")
+    cleared = slack.channel_message(re.compile(f"bank debit .* on invoice {number} .*has cleared"))
+    expect(cleared).to_have_count(0)  # not at once
+    expect(cleared).to_have_count(1, timeout=60_000)
+
+
+def test_a_paid_invoice_found_by_number_says_it_is_paid(page: Page, demo: DemoRun) -> None:
+    issued = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=70)  # seed: INV-EU-…-0031, paid, due 40 days ago
+    slack = SlackPage(page, demo.url, "U_EU")
+    reply = slack.command(f"/invoices INV-EU-{issued.year}-0031")
+    expect(reply).to_contain_text(f"INV-EU-{issued.year}-0031 · Acme GmbH is paid")
+    expect(reply).to_contain_text("nothing is left to pay")
+    expect(reply).not_to_contain_text("No payable invoice matches")

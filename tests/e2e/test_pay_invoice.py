@@ -4,6 +4,7 @@ billing record, receipt, channel notification."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from tests.e2e.slack_user import SlackUser, pay_buttons, texts
 from tests.e2e.world import World
@@ -270,3 +271,49 @@ async def test_a_card_added_on_stripe_s_page_is_announced_and_offered(world: Wor
         o["value"] for b in refreshed["view"]["blocks"] if b.get("block_id") == "method"
         for o in b["element"]["options"] if "4444" in o["text"]["text"]))
     assert "Mastercard •••• 4444" in texts(done["view"]["blocks"])
+
+
+async def test_an_invoice_found_by_number_that_is_not_payable_says_what_it_is(world: World) -> None:
+    profile = await world.profile(currency="USD")
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "89.99")
+    user = SlackUser(world.slack, person.user_id)
+    await user.pay(await user.pay_now(await user.command(), invoice["id"]))
+    assert (await world.invoice_now(invoice["id"]))["status"] == "paid"
+
+    paid = texts((await user.command(invoice["number"]))["blocks"])
+    assert f"*{invoice['number']}* · {profile.name} is *paid*" in paid and "No payable invoice" not in paid
+    # When: the payment made here, in each reader's time zone (Slack's date token).
+    assert f"Last payment: $89.99 with Visa •••• 4242 by <@{person.user_id}>, <!date^" in paid
+    assert " UTC>" in paid
+
+    canceled = await world._post("/_sandbox/invoices", {"billing_profile_id": profile.id, "total": "10.00",
+                                                         "status": "canceled"})
+    proforma = await world._post("/_sandbox/invoices", {"billing_profile_id": profile.id, "total": "20.00",
+                                                         "status": "proforma"})
+    assert "was *canceled*" in texts((await user.command(canceled["number"].lower()))["blocks"])
+    assert "is a *pro forma* invoice ($20.00)" in texts((await user.command(proforma["number"]))["blocks"])
+
+    # Someone else's paid invoice stays invisible.
+    stranger = SlackUser(world.slack, (await world.person([await world.profile()])).user_id)
+    assert "No payable invoice matches" in texts((await stranger.command(invoice["number"]))["blocks"])
+
+
+async def test_the_balance_due_header_lists_currencies_in_a_stable_order(world: World) -> None:
+    """By currency code, whatever is due first: the header reads the same after a payment."""
+    usd, eur, jpy = (await world.profile(currency="USD"), await world.profile(currency="EUR"),
+                     await world.profile(currency="JPY"))
+    person = await world.person([usd, eur, jpy])
+    first = await world.invoice(usd, "10.00", due_in_days=1)
+    await world.invoice(usd, "30.00", due_in_days=30)
+    await world.invoice(jpy, "500", due_in_days=5)
+    await world.invoice(eur, "20.00", due_in_days=9)
+    user = SlackUser(world.slack, person.user_id)
+
+    def header(message: dict[str, Any]) -> str:
+        return next(b["text"]["text"] for b in message["blocks"] if "Balance due:" in str(b)).split("\n")[-1]
+
+    listing = await user.command()
+    assert header(listing) == "Balance due: *€20.00 · ¥500 · $40.00*"
+    await user.pay(await user.pay_now(listing, first["id"]))
+    assert header(await user.command()) == "Balance due: *€20.00 · ¥500 · $30.00*"

@@ -115,3 +115,21 @@ async def test_a_private_channel_the_bot_is_not_in_is_refused_with_a_reason(worl
     admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
     reply = texts((await SlackUser(world.slack, admin.user_id).command("notify <#C_PRIVATE|finance-private>"))["blocks"])
     assert "invite me" in reply.lower() or "Invite me" in reply
+
+
+async def test_a_channel_typed_as_text_is_linked_by_slack_and_a_private_one_works_after_invite(world: World) -> None:
+    profile = await world.profile(name=unique("Gamma "))
+    channel = unique("C").upper()
+    name = channel.lower()
+    admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
+    await world.slack.add_channel(channel, name, is_private=True, bot_is_member=False, members=[admin.user_id])
+    user = SlackUser(world.slack, admin.user_id)
+
+    public = texts((await user.command("notify #billing"))["blocks"])  # as typed; /invoices has should_escape
+    assert "now go to <#C_BILLING>" in public
+    refused = texts((await user.command(f"notify #{name}"))["blocks"])
+    assert "invite me first" in refused.lower()
+    invited = await world.slack.invite(admin.user_id, channel, "@invoicebot")
+    assert invited["ok"]
+    done = texts((await user.command(f"notify #{name}"))["blocks"])
+    assert f"now go to <#{channel}>" in done and profile.name in done

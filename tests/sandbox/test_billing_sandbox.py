@@ -213,7 +213,7 @@ async def test_list_validation(client: httpx.AsyncClient) -> None:
 
 async def test_list_order_and_status_filters(client: httpx.AsyncClient) -> None:
     everything = await list_all(client, {"billing_profile_id": list(demo.DEMO_PROFILE_IDS)})
-    assert len(everything) == 17
+    assert len(everything) == 17 + len(demo.LATER_INVOICE_IDS)
     keys = [(inv["due_on"], inv["number"]) for inv in everything]
     assert keys == sorted(keys)
 
@@ -231,7 +231,8 @@ async def test_list_order_and_status_filters(client: httpx.AsyncClient) -> None:
         demo.INV_JP_PAST_DUE,
         demo.INV_KW_PAST_DUE,
     }
-    open_ = {demo.INV_EU_OPEN, demo.INV_US_OPEN, demo.INV_US_OPEN_SMALL, demo.INV_JP_OPEN, demo.INV_KW_OPEN}
+    open_ = {demo.INV_EU_OPEN, demo.INV_US_OPEN, demo.INV_US_OPEN_SMALL, demo.INV_JP_OPEN, demo.INV_KW_OPEN,
+             *demo.LATER_INVOICE_IDS}
     partial = {demo.INV_EU_PARTIAL, demo.INV_JP_PARTIAL}
     assert await ids("past_due") == past_due
     assert await ids("open") == open_
@@ -246,7 +247,14 @@ async def test_list_order_and_status_filters(client: httpx.AsyncClient) -> None:
         demo.INV_EU_PAST_DUE,
         demo.INV_EU_PARTIAL,
         demo.INV_EU_PARTIAL_PAST_DUE,
+        *(i for i in demo.LATER_INVOICE_IDS if i.startswith("inv_eu_")),
     }
+    # More than one page of /invoices (20 a page) for someone who sees every profile, and
+    # the later invoices all come after the others (the README's examples stay on page 1).
+    payable = [inv for inv in everything if inv["id"] in past_due | open_ | partial]
+    assert len(payable) > 20
+    assert {inv["id"] for inv in payable[-len(demo.LATER_INVOICE_IDS):]} == set(demo.LATER_INVOICE_IDS)
+    assert all(inv["issued_on"] <= date.today().isoformat() for inv in everything)
 
 
 async def test_ties_on_due_on_are_ordered_by_number(client: httpx.AsyncClient) -> None:

@@ -437,6 +437,30 @@ async def test_sepa_debit_processing_then_settles(
     await webhooks.wait_for("payment_intent.payment_failed", bad.id)
 
 
+async def test_a_longer_bank_debit_delay_keeps_debits_processing_until_it_passes(
+    client: stripe.StripeClient, http: httpx.AsyncClient, seeded: dict[str, SeededCustomer]
+) -> None:
+    """The demo's setting: a debit visibly `processing` for a while, then settling as usual."""
+    assert (await http.get("/_config/bank_debits")).json() == {"settle_seconds": 0.5}
+    assert (await http.put("/_config/bank_debits", json={"settle_seconds": -1})).status_code == 400
+    alpha = seeded["bp_alpha"]
+    assert (await http.put("/_config/bank_debits", json={"settle_seconds": 2.5})).json() == {"settle_seconds": 2.5}
+    try:
+        good = await create_intent(client, alpha.customer_id, alpha.payment_methods["sepa"])
+        bad = await create_intent(client, alpha.customer_id, alpha.payment_methods["sepa_failing"])
+        started = time.monotonic()
+        for intent in (good, bad):
+            await client.v1.payment_intents.confirm_async(intent.id, params={"off_session": True})
+        await asyncio.sleep(max(0.0, 1.5 - (time.monotonic() - started)))
+        for intent in (good, bad):  # well past localstripe's own 0.5 s
+            assert (await client.v1.payment_intents.retrieve_async(intent.id)).status == "processing"
+        assert (await wait_status(client, good.id, "succeeded")).status == "succeeded"
+        assert (await wait_status(client, bad.id, "requires_payment_method")).status == "requires_payment_method"
+        assert time.monotonic() - started >= 2.4
+    finally:
+        await http.put("/_config/bank_debits", json={"settle_seconds": 0.5})
+
+
 # -- Checkout (mode=setup) ----------------------------------------------------------------
 async def test_checkout_setup_session_saves_a_card(
     client: stripe.StripeClient,

@@ -585,3 +585,49 @@ async def test_channel_rate_limit_with_sped_up_clock(slack: StandInClient, web: 
 
     await asyncio.sleep(0.12)  # 1.2 s on the stand-in clock
     assert (await web.chat_postMessage(channel="C_BILLING", text="second, later"))["ok"]
+
+
+async def test_should_escape_commands_get_channel_and_user_links_like_slack(
+    slack: StandInClient, fake_app: FakeSlackApp
+) -> None:
+    await slack.add_user("U_OTHER_TEAM", "eu.accountant", "x@other.example", team_id="T0002")
+    typed = "notify #billing @eu.accountant, #finance-private @invoicebot #nowhere @nobody x#y a@b.c <#C_BILLING|b>"
+    await slack.command("U_FINANCE", typed)
+    sent = fake_app.requests[-1]["payload"]["text"]
+    assert sent == ("notify <#C_BILLING|billing> <@U_EU|eu.accountant>, <#C_PRIVATE|finance-private> "
+                    "<@U0BOT|invoicebot> #nowhere @nobody x#y a@b.c <#C_BILLING|b>")
+
+    # A private channel is only linked for its members (U_EU is not in #finance-private).
+    await slack.command("U_EU", "notify #finance-private")
+    assert fake_app.requests[-1]["payload"]["text"] == "notify #finance-private"
+
+    # A command without should_escape gets the text as typed.
+    await slack.configure(escaped_commands=[])
+    await slack.command("U_FINANCE", "notify #billing @invoicebot")
+    assert fake_app.requests[-1]["payload"]["text"] == "notify #billing @invoicebot"
+
+
+async def test_invite_adds_the_app_to_a_channel(slack: StandInClient, web: AsyncWebClient,
+                                                fake_app: FakeSlackApp) -> None:
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        await web.chat_postMessage(channel="C_PRIVATE", text="before")
+    with pytest.raises(SlackApiError, match="channel_not_found"):  # a private channel the bot is not in
+        await web.conversations_info(channel="C_PRIVATE")
+
+    invited = await slack.invite("U_FINANCE", "C_PRIVATE", "@invoicebot")
+    assert invited["ok"] and invited["invited"] == ["U0BOT"]
+    assert (await web.conversations_info(channel="C_PRIVATE"))["channel"]["is_member"] is True
+    assert (await web.chat_postMessage(channel="C_PRIVATE", text="after"))["ok"]
+    [joined] = [m for m in await slack.messages(channel="C_PRIVATE") if m["source"] == "channel_join"]
+    assert joined["text"] == ("<@U0BOT|invoicebot> was added to <#C_PRIVATE|finance-private> "
+                              "by <@U_FINANCE|finance>.") and not joined["ephemeral"]
+
+    again = await slack.invite("U_FINANCE", "C_PRIVATE", "<@U0BOT>")  # a link from the autocomplete
+    assert not again["ok"]
+    nobody = await slack.invite("U_FINANCE", "C_BILLING", "@nobody")
+    assert not nobody["ok"] and nobody["error"] == "no_user"
+    notes = [m["text"] for m in await slack.messages(visible_to="U_FINANCE") if m["source"] == "slack_error"]
+    assert notes[0] == "@invoicebot is already in this channel." and "/invite @invoicebot" in notes[1]
+    assert not [r for r in fake_app.requests if "invite" in r["raw"]]  # a Slack feature: the app hears nothing
+    with pytest.raises(StandInError, match="not a member"):
+        await slack.invite("U_EU", "C_PRIVATE", "@invoicebot")

@@ -26,8 +26,9 @@
     heavy_plus_sign: "➕", point_right: "👉", sparkles: "✨", construction: "🚧", zzz: "💤",
   };
   const COMMANDS = [
-    { name: "/invoices", hint: "[overdue | profile name | invoice number | help]",
-      description: "List the invoices you can pay, and pay them" },
+    { name: "/invoices", hint: "[overdue | profile name | invoice number | notify #channel | help]",
+      description: "List the invoices you can pay, and pay them", app: true },
+    { name: "/invite", hint: "@invoicebot", description: "Add someone (or an app) to this channel", app: false },
   ];
   const BOT_NAME = "invoicebot";
   const WAIT_TIMEOUT_S = 20;
@@ -604,6 +605,13 @@
   }
 
   function renderMessage(message) {
+    if (message.source === "channel_join") { // Slack's own one-line notice, not a message by anyone
+      const body = h("div", { class: "msg-body system-text" });
+      body.append(textNode({ type: "mrkdwn", text: message.text || "" }));
+      return h("div", { class: "message is-system", dataset: { messageId: message.id, source: message.source,
+                                                              ephemeral: String(!!message.ephemeral) } },
+        h("div", { class: "avatar avatar-system", "aria-hidden": "true", text: "➕" }), h("div", { class: "msg-main" }, body));
+    }
     const isError = message.source === "slack_error";
     const author = isError ? "Slackbot" : message.bot_posted ? BOT_NAME : "someone";
     const when = new Date(parseFloat(message.ts) * 1000);
@@ -646,8 +654,11 @@
           ". Switch person in the sidebar: Fiona sees every billing profile, Emil only Acme GmbH, Sam, Nina and Nobody get an explanation instead."),
         h("li", null, "Type ", h("code", { class: "md-code", text: "/invoices" }), " and press Enter, then ",
           h("b", { text: "Pay Now" }), " on an invoice."),
-        h("li", null, "Saved methods: Visa •••• 4242 (the default), Mastercard •••• 4444, Visa •••• 0341 (declined when charged), Visa •••• 3155 (needs 3-D Secure) and a SEPA bank account (a bank debit, cleared a few seconds later)."),
-        h("li", null, h("b", { text: "Add a new card" }), " opens the sandbox's Stripe page in a new tab; its test card numbers are listed there."))));
+        h("li", null, "Saved methods: Visa •••• 4242 (the default), Mastercard •••• 4444, Visa •••• 0341 (declined when charged), Visa •••• 3155 (needs 3-D Secure) and a SEPA bank account (a bank debit: Processing for about 20 seconds, then cleared)."),
+        h("li", null, h("b", { text: "Add a new card" }), " opens the sandbox's Stripe page in a new tab; its test card numbers are listed there."),
+        h("li", null, h("code", { class: "md-code", text: "/invoices notify #billing" }),
+          " chooses where payment notifications go (Fiona is a billing-profile admin). For the private #finance-private, type ",
+          h("code", { class: "md-code", text: "/invite @invoicebot" }), " in it first."))));
     return intro;
   }
 
@@ -749,7 +760,13 @@
     refresh();
   }
 
+  function setMenuOpen(open) {
+    document.body.classList.toggle("is-menu-open", open);
+    document.getElementById("menu-toggle").setAttribute("aria-expanded", String(open));
+  }
+
   function switchChannel(channelId) {
+    setMenuOpen(false);
     S.channelId = channelId;
     renderSidebar();
     renderMessages();
@@ -782,14 +799,19 @@
     }
     const [, command, text] = match;
     if (!COMMANDS.some((c) => c.name === command)) {
-      localNote(`${command} is not a valid command. In this workspace only /invoices is installed.`);
+      localNote(`${command} is not a valid command. In this workspace only /invoices (and Slack's own /invite) work.`);
+      return;
+    }
+    if (command === "/invite" && S.channelId.startsWith("D")) {
+      localNote("/invite only works in channels: open #billing or another channel first.");
       return;
     }
     input.value = "";
     const form = document.getElementById("composer");
     form.classList.add("is-busy");
     try {
-      await act("command", { command, text, channel_id: commandChannel() });
+      if (command === "/invite") await act("invite", { text, channel_id: S.channelId });
+      else await act("command", { command, text, channel_id: commandChannel() });
     } catch (error) {
       toast(error.message, "error");
     } finally {
@@ -813,7 +835,7 @@
       class: "slash-item", role: "option",
       onmousedown: (event) => { event.preventDefault(); input.value = c.name + " "; hideSlashMenu(); input.focus(); },
     }, h("b", { text: c.name }), h("span", { class: "slash-hint", text: " " + c.hint }),
-       h("div", { class: "slash-description", text: c.description + " · invoicebot" }))));
+       h("div", { class: "slash-description", text: c.description + (c.app ? " · invoicebot" : " · Slack") }))));
     menu.hidden = false;
   }
 
@@ -886,7 +908,11 @@
     S.userId = S.users.has(wanted) ? wanted : S.users.has("U_FINANCE") ? "U_FINANCE" : (humans[0] || {}).id;
     if (!S.channels.some((c) => c.id === S.channelId)) S.channelId = (visibleChannels()[0] || {}).id || dmChannelId(S.userId);
 
-    document.getElementById("user-picker").addEventListener("change", (event) => switchUser(event.target.value));
+    document.getElementById("user-picker").addEventListener("change", (event) => { setMenuOpen(false); switchUser(event.target.value); });
+    document.getElementById("menu-toggle").addEventListener("click", () => setMenuOpen(!document.body.classList.contains("is-menu-open")));
+    document.querySelector(".pane").addEventListener("click", (event) => {
+      if (!event.target.closest("#menu-toggle")) setMenuOpen(false); // a tap beside the drawer closes it
+    });
     document.getElementById("composer").addEventListener("submit", sendComposer);
     const input = document.getElementById("composer-input");
     input.addEventListener("input", updateSlashMenu);
@@ -894,7 +920,8 @@
     input.addEventListener("keydown", (event) => {
       if (event.key === "Tab" && !document.getElementById("slash-menu").hidden) {
         event.preventDefault();
-        input.value = COMMANDS[0].name + " ";
+        const typed = input.value.toLowerCase();
+        input.value = (COMMANDS.find((c) => c.name.startsWith(typed)) || COMMANDS[0]).name + " ";
         hideSlashMenu();
       }
     });

@@ -103,10 +103,14 @@ class Invoice(_Model):
         if isinstance(data, dict):
             currency = data.get("currency")
             for name in ("total", "amount_due"):
-                if not isinstance(data.get(name), str) or not isinstance(currency, str):
+                value = data.get(name)
+                # JSON gives strings (the contract) or numbers (refused); a Decimal comes only
+                # from our own code, already exact, and must still fit the currency's digits.
+                if not isinstance(value, (str, Decimal)) or not isinstance(currency, str):
                     raise ValueError(f"{name} must be a decimal string")
                 try:
-                    data = {**data, name: Money.from_api(data[name], currency).amount}
+                    text = value if isinstance(value, str) else Money(value, currency).api_string()
+                    data = {**data, name: Money.from_api(text, currency).amount}
                 except MoneyError as exc:
                     raise ValueError(f"{name}: {exc}") from None
         return data

@@ -1,4 +1,4 @@
-"""Client of the billing backend's HTTP contract (`shared/billing-api.md`).
+"""Client of the billing backend's HTTP contract (`docs/billing-api.md`).
 
 One `httpx.AsyncClient` per backend with timeouts; 429/502/503/504 are retried with
 `Retry-After` (or exponential backoff), everything else surfaces as a `BillingError`.
@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bot.money import Money, MoneyError
 
 log = logging.getLogger(__name__)
+
+# The version of docs/billing-api.md this client follows (`invoicebot check` compares it
+# with what the backend advertises at GET /v1/meta).
+CONTRACT_VERSION = "1.1"
 
 PAYABLE_STATUSES = frozenset({"open", "partially_paid", "past_due"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

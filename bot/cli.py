@@ -1,65 +1,174 @@
-"""`invoicebot`: serve the app, run it in Socket Mode, migrate, reconcile, trace payments,
-and run the local sandbox and demo."""
+"""`invoicebot`: serve the app, check its services, migrate, reconcile, trace payments, and
+run the local sandbox and demo.
+
+Adding a command is one function here (its options, `--help` from the docstring) calling
+one function in bot/commands.py, wrapped in `guarded()`:
+
+    @app.command()
+    def hello(name: Annotated[str, typer.Argument(help="who")]) -> None:
+        \"\"\"Say hello.\"\"\"
+        _exit(impl.guarded(lambda: impl.hello(name)))
+
+A command with subcommands is a `typer.Typer()` added with `app.add_typer(...)` (see
+`payments_app`: its callback lists, `@payments_app.command()` adds e.g. `payments resolve`).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from enum import Enum
+from typing import Annotated, NoReturn
+
+import typer
+
+from bot import commands as impl
+from storage.models import PaymentStatus
+
+app = typer.Typer(name="invoicebot", help=__doc__.split("\n\n", 1)[0], no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False,  # never print locals (secrets)
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+# Shared option types.
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (for scripts) instead of a table")]
+Status = Enum("Status", {s.name: s.value for s in PaymentStatus}, type=str)  # type: ignore[misc]
+
+
+def _exit(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _options(verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
+                                                  help="more logs: -v info, -vv debug")] = 0) -> None:
+    impl.OPTIONS.verbose = verbose
+
+
+# -- running the app ---------------------------------------------------------------------------
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 3000,
+          workers: Annotated[int, typer.Option(help="worker processes (share one PostgreSQL)")] = 1) -> None:
+    """Run the app over HTTP (POST /slack/events, GET /healthz, GET /readyz)."""
+    _exit(impl.guarded(lambda: impl.serve(host, port, workers)))
+
+
+@app.command()
+def socket() -> None:
+    """Run the app in Socket Mode (needs SLACK_APP_TOKEN)."""
+    _exit(impl.guarded(impl.socket))
+
+
+@app.command()
+def check(as_json: JsonOption = False) -> None:
+    """Check every configured service for real: Slack, Stripe, the billing API, the database.
+
+    One line per check with its fix; exit code 0 when all pass, 1 otherwise."""
+    _exit(impl.guarded(lambda: impl.check(as_json=as_json)))
+
+
+@app.command()
+def reconcile() -> None:
+    """Finish payments left half-way, asking Stripe for the truth."""
+    _exit(impl.guarded(impl.reconcile))
+
+
+# -- the database ------------------------------------------------------------------------------
+db_app = typer.Typer(help="The database schema (needs DATABASE_URL only).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring its schema to the current version."""
+    _exit(impl.guarded(impl.db_upgrade))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Which schema revision the database is at ("empty" for none)."""
+    _exit(impl.guarded(impl.db_current))
+
+
+# -- reading the database ----------------------------------------------------------------------
+payments_app = typer.Typer(help="Recent payments and where they stand (needs DATABASE_URL only).",
+                           invoke_without_command=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.callback()
+def payments(ctx: typer.Context,
+             status: Annotated[Status | None, typer.Option(help="only payments in this state")] = None,
+             invoice: Annotated[str | None, typer.Option(help="invoice id or number")] = None,
+             limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
+             as_json: JsonOption = False) -> None:
+    """Recent payments and where they stand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _exit(impl.guarded(lambda: impl.payments(status=status.value if status else None, invoice=invoice,
+                                             limit=limit, as_json=as_json)))
+
+
+@app.command()
+def audit(user: Annotated[str | None, typer.Option(help="Slack user id")] = None,
+          invoice: Annotated[str | None, typer.Option(help="invoice id or number")] = None,
+          limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 100,
+          as_json: JsonOption = False) -> None:
+    """The audit trail: who listed, opened, paid, or was denied (needs DATABASE_URL only)."""
+    _exit(impl.guarded(lambda: impl.audit(user=user, invoice=invoice, limit=limit, as_json=as_json)))
+
+
+outbox_app = typer.Typer(help="Slack messages waiting, delivered or given up; send again (needs DATABASE_URL "
+                         "only).", invoke_without_command=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.callback()
+def outbox(ctx: typer.Context,
+           failed: Annotated[bool, typer.Option("--failed", help="only the messages given up (the dead letters)")]
+           = False,
+           limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
+           as_json: JsonOption = False) -> None:
+    """The latest outbox messages, or the dead letters (--failed)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _exit(impl.guarded(lambda: impl.outbox(failed=failed, limit=limit, as_json=as_json)))
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: Annotated[list[int] | None, typer.Argument(metavar="ID...", help="outbox message ids")] = None,
+                 all_failed: Annotated[bool, typer.Option("--all-failed", help="every message given up")] = False
+                 ) -> None:
+    """Send messages again now (after fixing the cause)."""
+    _exit(impl.guarded(lambda: impl.outbox_retry(ids or [], all_failed=all_failed)))
+
+
+# -- local stand-ins ---------------------------------------------------------------------------
+@app.command()
+def sandbox(host: str = "127.0.0.1", port: int = 8300, db: str = "sandbox-billing.db",
+            token: Annotated[str, typer.Option(help="the bearer token it accepts")] = "sandbox-token",
+            latency: Annotated[float, typer.Option(help="seconds added to every answer")] = 0.0,
+            fresh: Annotated[bool, typer.Option("--fresh", help="start from new seed data")] = False,
+            stripe_api_base: Annotated[str | None, typer.Option(
+                help="a localstripe to create the profiles' customers and saved cards in")] = None) -> None:
+    """Run the sandbox billing API (seeded) on its own."""
+    _exit(impl.guarded(lambda: impl.sandbox(host=host, port=port, db=db, token=token, latency=latency,
+                                            fresh=fresh, stripe_api_base=stripe_api_base)))
+
+
+@app.command()
+def demo(port: Annotated[int, typer.Option(help="the page's port")] = 3000,
+         keep: Annotated[bool, typer.Option("--keep", help="keep the data of the last run")] = False) -> None:
+    """The whole product on this machine, in a browser."""
+    _exit(impl.guarded(lambda: impl.demo(port=port, keep=keep)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="invoicebot", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the app over HTTP (POST /slack/events)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (share one PostgreSQL)")
-
-    commands.add_parser("socket", help="run the app in Socket Mode (needs SLACK_APP_TOKEN)")
-
-    db = commands.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "current"])
-
-    commands.add_parser("reconcile", help="finish payments left half-way, asking Stripe for the truth")
-
-    payments = commands.add_parser("payments", help="recent payments and where they stand")
-    payments.add_argument("--status")
-    payments.add_argument("--invoice", help="invoice id or number")
-    payments.add_argument("--limit", type=int, default=50)
-
-    outbox = commands.add_parser("outbox", help="Slack messages waiting, delivered or given up; send again")
-    outbox.add_argument("--failed", action="store_true", help="only the messages given up (the dead letters)")
-    outbox.add_argument("--limit", type=int, default=50)
-    outbox_actions = outbox.add_subparsers(dest="outbox_action")
-    retry = outbox_actions.add_parser("retry", help="send messages again now (after fixing the cause)")
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID")
-    retry.add_argument("--all-failed", action="store_true", help="every message given up")
-
-    audit = commands.add_parser("audit", help="the audit trail")
-    audit.add_argument("--user", help="Slack user id")
-    audit.add_argument("--invoice", help="invoice id")
-    audit.add_argument("--limit", type=int, default=100)
-
-    sandbox = commands.add_parser("sandbox", help="run the sandbox billing API")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8300)
-    sandbox.add_argument("--db", default="sandbox-billing.db")
-    sandbox.add_argument("--token", default="sandbox-token")
-    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    sandbox.add_argument("--fresh", action="store_true", help="start from new seed data")
-    sandbox.add_argument("--stripe-api-base", default=None,
-                         help="a localstripe to create the profiles' customers and saved cards in")
-
-    demo = commands.add_parser("demo", help="the whole product on this machine, in a browser")
-    demo.add_argument("--port", type=int, default=3000)
-    demo.add_argument("--keep", action="store_true", help="keep the data of the last run")
-
-    args = parser.parse_args(argv)
-    from bot import commands as impl  # noqa: PLC0415 - keep `--help` fast and side-effect free
-
-    return impl.run(args)
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="invoicebot")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

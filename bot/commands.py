@@ -1,111 +1,185 @@
-"""What each `invoicebot` subcommand does."""
+"""What each `invoicebot` subcommand does (bot/cli.py declares them and their options).
+
+Every command loads only the settings it uses (`database_settings()` for commands that
+touch the bot's own database alone, `service_settings()` for those that talk to Slack,
+Stripe or the billing API) and prints listings through `emit()`, which knows `--json`.
+Problems an operator can fix are `CommandError`s: one line on stderr, exit code 1.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
+import logging
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from bot import logs
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import DatabaseSettings, Settings, SettingsError, load_database_settings, load_settings
+
+class CommandError(Exception):
+    """Something the operator can fix: printed as one line, exit code 1."""
 
 
-def run(args: argparse.Namespace) -> int:
-    handler = {
-        "serve": _serve, "socket": _socket, "db": _db, "reconcile": _reconcile, "payments": _payments,
-        "audit": _audit, "sandbox": _sandbox, "demo": _demo, "outbox": _outbox,
-    }[args.command]
+@dataclass
+class Options:
+    """Options every command shares (set by the CLI's callback)."""
+
+    verbose: int = 0
+
+
+OPTIONS = Options()
+
+
+def guarded(work: Callable[[], int | None]) -> int:
+    """Run one command: settings problems and CommandErrors become lines on stderr, never tracebacks."""
+    from storage.schema import DatabaseUnavailable  # noqa: PLC0415
+
     try:
-        return handler(args)
+        return work() or 0
     except SettingsError as exc:
         print(exc.code, file=sys.stderr)
         return 2
+    except (CommandError, DatabaseUnavailable) as exc:
+        print(f"invoicebot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
-def _settings() -> Settings:
-    settings = load_settings()
-    logs.configure(settings.log_format, settings.log_level)
+# -- settings and logs -------------------------------------------------------------------------
+def configure_logs(settings: DatabaseSettings, *, server: bool = False) -> None:
+    """Quiet by default: a short command prints its result and warnings only (`-v` for INFO,
+    `-vv` for DEBUG); a server logs at LOG_LEVEL. Alembic's INFO lines only with -v."""
+    verbose = OPTIONS.verbose
+    if server:
+        level = "DEBUG" if verbose > 1 else settings.log_level
+    else:
+        level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
+    logs.configure(settings.log_format, level)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else
+                                          logging.WARNING)
+
+
+def database_settings() -> DatabaseSettings:
+    settings = load_database_settings()
+    configure_logs(settings)
     return settings
 
 
-def _current_revision(settings: Settings) -> str | None:
-    from storage.db import create_engine  # noqa: PLC0415
-    from storage.schema import current_revision  # noqa: PLC0415
-
-    async def read() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+def service_settings(*, server: bool = False) -> Settings:
+    settings = load_settings()
+    configure_logs(settings, server=server)
+    return settings
 
 
-def _require_current_schema(settings: Settings) -> None:
-    from storage.schema import head_revision  # noqa: PLC0415
+# -- output ------------------------------------------------------------------------------------
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *, as_json: bool, empty: str,
+         title: str | None = None) -> None:
+    """A listing: a table with headers (Rich), or `--json` (a JSON array of objects, all fields,
+    for scripts). `columns` are (key, header) pairs; `empty` is said when there are no rows."""
+    if as_json:
+        print(json.dumps(list(rows), ensure_ascii=False, default=str, indent=2))
+        return
+    if not rows:
+        print(empty)
+        return
+    from rich.console import Console  # noqa: PLC0415 - keep --help fast
+    from rich.table import Table  # noqa: PLC0415
 
-    current = _current_revision(settings)
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for key, header in columns:
+        table.add_column(header, justify="right" if key in {"amount", "count"} else "left",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
+    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+# -- the database ------------------------------------------------------------------------------
+def require_current_schema(settings: DatabaseSettings) -> None:
+    """Refuse to run on a database that is behind (or absent), creating nothing."""
+    from storage.schema import head_revision, revision_of  # noqa: PLC0415
+
+    current = asyncio.run(revision_of(settings.database_url))
     if current != head_revision():
-        raise SettingsError(f"invoicebot: the database is at {current or 'an empty schema'}, not "
-                            f"{head_revision()}: run `invoicebot db upgrade` first")
+        raise CommandError(f"the database is at {current or 'an empty schema'}, not {head_revision()}: "
+                           "run `invoicebot db upgrade` first")
 
 
-def _serve(args: argparse.Namespace) -> int:
+def db_upgrade() -> int:
+    from storage.schema import (  # noqa: PLC0415
+        DatabaseUnavailable, check_can_create, describe_failure, head_revision, revision_of, upgrade,
+    )
+
+    settings = database_settings()
+    check_can_create(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the driver's error, as one line
+        logging.getLogger(__name__).debug("db upgrade failed", exc_info=True)
+        raise CommandError(describe_failure(settings.database_url, exc)) from None
+    # Say where it stands from the database itself, not from what was asked.
+    print(f"database at {asyncio.run(revision_of(settings.database_url)) or head_revision()}")
+    return 0
+
+
+def db_current() -> int:
+    from storage.schema import revision_of  # noqa: PLC0415
+
+    settings = database_settings()
+    print(asyncio.run(revision_of(settings.database_url)) or "empty")
+    return 0
+
+
+# -- serving -----------------------------------------------------------------------------------
+def serve(host: str, port: int, workers: int) -> int:
     import uvicorn  # noqa: PLC0415
 
     from bot.server import create_web_app  # noqa: PLC0415
 
-    settings = _settings()
-    _require_current_schema(settings)
-    if args.workers > 1:
+    settings = service_settings(server=True)
+    require_current_schema(settings)
+    if workers > 1:
         # Each worker process builds its own app from the same environment.
-        uvicorn.run("bot.server:app_from_environment", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+        uvicorn.run("bot.server:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, access_log=False, timeout_graceful_shutdown=20)
     else:
-        uvicorn.run(create_web_app(settings), host=args.host, port=args.port, log_config=None,
-                    access_log=False, timeout_graceful_shutdown=20)
+        uvicorn.run(create_web_app(settings), host=host, port=port, log_config=None, access_log=False,
+                    timeout_graceful_shutdown=20)
     return 0
 
 
-def _socket(_: argparse.Namespace) -> int:
+def socket() -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: PLC0415
 
     from bot.app import build_services, create_bolt_app, running  # noqa: PLC0415
+    from bot.settings import EXPECTS  # noqa: PLC0415
 
-    settings = _settings()
+    settings = service_settings(server=True)
     if settings.slack_app_token is None:
-        raise SettingsError("invoicebot: setting SLACK_APP_TOKEN is missing (Socket Mode needs an app-level token)")
-    _require_current_schema(settings)
+        raise SettingsError(f"SLACK_APP_TOKEN is missing: {EXPECTS['SLACK_APP_TOKEN']}")
+    require_current_schema(settings)
+    app_token = settings.slack_app_token.get_secret_value()
 
     async def main() -> None:
         async with running(build_services(settings)) as services:
-            handler = AsyncSocketModeHandler(create_bolt_app(services), settings.slack_app_token.get_secret_value())
+            handler = AsyncSocketModeHandler(create_bolt_app(services), app_token)
             await handler.start_async()
 
     asyncio.run(main())
     return 0
 
 
-def _db(args: argparse.Namespace) -> int:
-    from storage.schema import head_revision, upgrade  # noqa: PLC0415
-
-    settings = _settings()
-    if args.action == "upgrade":
-        upgrade(settings.database_url)
-        print(f"database at {head_revision()}")
-        return 0
-    print(_current_revision(settings) or "empty")
-    return 0
-
-
-def _reconcile(_: argparse.Namespace) -> int:
+def reconcile() -> int:
     from bot.app import build_services, running  # noqa: PLC0415
 
-    settings = _settings()
-    _require_current_schema(settings)
+    settings = service_settings()
+    require_current_schema(settings)
 
     async def main() -> int:
         async with running(build_services(settings), background=False) as services:
@@ -119,94 +193,160 @@ def _reconcile(_: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _payments(args: argparse.Namespace) -> int:
+# -- check -------------------------------------------------------------------------------------
+def check(*, as_json: bool) -> int:
+    from bot.checks import check_database, run_checks, settings_failures  # noqa: PLC0415
+
+    try:
+        settings = service_settings()
+        results = asyncio.run(run_checks(settings))
+    except SettingsError as exc:
+        # Still say what can be said: the settings at fault, and the database if it is named.
+        results = settings_failures(exc.problems)
+        try:
+            results += asyncio.run(check_database(database_settings()))
+        except SettingsError:
+            pass
+    if as_json:
+        print(json.dumps({"ok": all(r.passed for r in results), "checks": [r.as_dict() for r in results]},
+                         ensure_ascii=False, indent=2))
+    else:
+        for result in results:
+            print(result.line())
+        failed = sum(not r.passed for r in results)
+        print("all checks passed" if not failed else f"{failed} of {len(results)} checks failed")
+    return 0 if all(r.passed for r in results) else 1
+
+
+# -- reading the database ----------------------------------------------------------------------
+def payments(*, status: str | None, invoice: str | None, limit: int, as_json: bool) -> int:
     from bot.money import Money  # noqa: PLC0415
     from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.payments import PaymentRepository  # noqa: PLC0415
 
-    settings = _settings()
+    settings = database_settings()
+    require_current_schema(settings)
 
-    async def main() -> None:
+    async def main() -> list[Any]:
         engine = create_engine(settings.database_url)
         try:
-            rows = await PaymentRepository(session_factory(engine)).recent(
-                status=args.status, invoice=args.invoice, limit=args.limit)
+            return await PaymentRepository(session_factory(engine)).recent(status=status, invoice=invoice,
+                                                                          limit=limit)
         finally:
             await engine.dispose()
-        print(f"{'created (UTC)':<20} {'updated (UTC)':<20} {'payment':<31} {'invoice':<18} {'amount':>16} "
-              f"{'method':<22} status")
-        for p in rows:
-            amount = Money.from_minor(p.amount_minor, p.currency).format()
-            print(f"{p.created_at:%Y-%m-%d %H:%M:%S}  {p.updated_at:%Y-%m-%d %H:%M:%S}  {p.id:<31} "
-                  f"{p.invoice_number[:18]:<18} {amount:>16} {p.method_label[:22]:<22} {p.status}"
-                  + (f" ({p.failure_message})" if p.failure_message else ""))
 
-    asyncio.run(main())
+    rows = [{
+        "id": p.id, "created_at": p.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "updated_at": p.updated_at.strftime("%Y-%m-%d %H:%M:%S"), "invoice_id": p.invoice_id,
+        "invoice_number": p.invoice_number, "billing_profile_id": p.billing_profile_id,
+        # Exact amounts: a decimal string for scripts, the formatted one for people.
+        "amount": Money.from_minor(p.amount_minor, p.currency).format() if not as_json else
+        Money.from_minor(p.amount_minor, p.currency).api_string(),
+        "currency": p.currency, "method": p.method_label, "status": str(p.status), "user_id": p.user_id,
+        "failure": p.failure_message or None,
+    } for p in asyncio.run(main())]
+    what = " ".join(filter(None, [f"with status {status}" if status else "", f"for invoice {invoice}" if invoice
+                                  else ""]))
+    emit(rows, [("created_at", "created (UTC)"), ("updated_at", "updated (UTC)"), ("id", "payment"),
+                ("invoice_number", "invoice"), ("amount", "amount"), ("method", "method"), ("status", "status"),
+                ("failure", "failure")],
+         as_json=as_json, empty=f"no payments {what}".rstrip() + ".")
     return 0
 
 
-def _audit(args: argparse.Namespace) -> int:
-    import json  # noqa: PLC0415
-
+def audit(*, user: str | None, invoice: str | None, limit: int, as_json: bool) -> int:
     from storage.audit import AuditLog  # noqa: PLC0415
     from storage.db import create_engine, session_factory  # noqa: PLC0415
 
-    settings = _settings()
+    settings = database_settings()
+    require_current_schema(settings)
 
-    async def main() -> None:
+    async def main() -> list[Any]:
         engine = create_engine(settings.database_url)
         try:
-            events = await AuditLog(session_factory(engine)).events(user_id=args.user, invoice=args.invoice,
-                                                                    limit=args.limit)
+            return await AuditLog(session_factory(engine)).events(user_id=user, invoice=invoice, limit=limit)
         finally:
             await engine.dispose()
-        for e in events:
-            print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user_id or '-':<12} {e.action:<16} {e.outcome:<9} "
-                  f"{e.invoice_id or '-':<14} {json.dumps(e.detail, sort_keys=True, ensure_ascii=False)}")
 
-    asyncio.run(main())
+    rows = [{
+        "id": e.id, "at": e.at.strftime("%Y-%m-%d %H:%M:%S"), "team_id": e.team_id, "user_id": e.user_id,
+        "action": e.action, "outcome": e.outcome, "invoice_id": e.invoice_id,
+        "billing_profile_id": e.billing_profile_id, "payment_id": e.payment_id,
+        "detail": e.detail if as_json else json.dumps(e.detail, sort_keys=True, ensure_ascii=False),
+    } for e in asyncio.run(main())]
+    what = " ".join(filter(None, [f"by {user}" if user else "", f"for invoice {invoice}" if invoice else ""]))
+    empty = f"no audit events {what}".rstrip() + "."
+    if invoice and not rows:
+        empty += " (An invoice number is found once a payment of it was tried; the invoice id always works.)"
+    emit(rows, [("at", "at (UTC)"), ("user_id", "user"), ("action", "action"), ("outcome", "outcome"),
+                ("invoice_id", "invoice"), ("payment_id", "payment"), ("detail", "detail")],
+         as_json=as_json, empty=empty)
     return 0
 
 
-def _outbox(args: argparse.Namespace) -> int:
+def outbox(*, failed: bool, limit: int, as_json: bool) -> int:
     from bot import operator  # noqa: PLC0415
     from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.outbox import OutboxRepository  # noqa: PLC0415
 
-    settings = _settings()
-    retrying = getattr(args, "outbox_action", None) == "retry"
-    if retrying and not args.ids and not args.all_failed:
-        print("invoicebot outbox retry: name message ids, or --all-failed", file=sys.stderr)
-        return 2
+    settings = database_settings()
+    require_current_schema(settings)
+
+    async def main() -> list[Any]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await operator.outbox_rows(OutboxRepository(session_factory(engine)), failed=failed, limit=limit)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(main())
+    if as_json:
+        print(json.dumps([{
+            "id": m.id, "state": operator.state_of(m), "team_id": m.team_id, "channel": m.channel,
+            "attempts": m.attempts, "last_error": m.last_error, "text": m.payload.get("text"),
+            "created_at": m.created_at, "failed_at": m.failed_at, "delivered_at": m.delivered_at,
+        } for m in rows], ensure_ascii=False, default=str, indent=2))
+    else:
+        print(operator.format_outbox(rows, failed=failed))
+    return 0
+
+
+def outbox_retry(ids: Sequence[int], *, all_failed: bool) -> int:
+    from bot import operator  # noqa: PLC0415
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+    from storage.outbox import OutboxRepository  # noqa: PLC0415
+
+    if not ids and not all_failed:
+        raise CommandError("outbox retry: name message ids, or --all-failed")
+    settings = database_settings()
+    require_current_schema(settings)
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
         try:
-            repo = OutboxRepository(session_factory(engine))
-            if retrying:
-                result = await operator.retry_outbox(repo, args.ids, all_failed=args.all_failed)
-                print(operator.format_retry(result))
-                return 1 if result.unknown else 0
-            print(operator.format_outbox(await operator.outbox_rows(repo, failed=args.failed, limit=args.limit),
-                                         failed=args.failed))
-            return 0
+            result = await operator.retry_outbox(OutboxRepository(session_factory(engine)), list(ids),
+                                                 all_failed=all_failed)
         finally:
             await engine.dispose()
+        print(operator.format_retry(result))
+        return 1 if result.unknown else 0
 
     return asyncio.run(main())
 
 
-def _sandbox(args: argparse.Namespace) -> int:
+# -- local stand-ins ---------------------------------------------------------------------------
+def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh: bool,
+            stripe_api_base: str | None) -> int:
     from sandbox.run import run_sandbox  # noqa: PLC0415
 
     logs.configure()
-    run_sandbox(host=args.host, port=args.port, db_path=args.db, token=args.token, latency=args.latency,
-                fresh=args.fresh, stripe_api_base=args.stripe_api_base)
+    run_sandbox(host=host, port=port, db_path=db, token=token, latency=latency, fresh=fresh,
+                stripe_api_base=stripe_api_base)
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def demo(*, port: int, keep: bool) -> int:
     from sandbox.demo import run_demo  # noqa: PLC0415
 
     logs.configure()
-    return run_demo(port=args.port, keep=args.keep)
+    return run_demo(port=port, keep=keep)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Payment
 
 
 class AuditLog:
@@ -25,10 +25,13 @@ class AuditLog:
 
     async def events(self, *, user_id: str | None = None, invoice: str | None = None,
                      limit: int = 100) -> list[AuditEvent]:
+        """Newest first; `invoice` is an invoice id or number."""
         async with self._sessions() as session:
             query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
             if user_id:
                 query = query.where(AuditEvent.user_id == user_id)
             if invoice:
-                query = query.where(AuditEvent.invoice_id == invoice)
+                # An invoice id, or its number (INV-...): audit rows keep the id, payments both.
+                numbered = select(Payment.invoice_id).where(Payment.invoice_number == invoice)
+                query = query.where((AuditEvent.invoice_id == invoice) | AuditEvent.invoice_id.in_(numbered))
             return list(await session.scalars(query))

@@ -217,6 +217,18 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+class _DropClientOverToken(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself (`token or os.environ[...]`)
+    even when given a client: passing nothing but the client cannot silence its warning that
+    the token is unused. Our client was built from that same setting, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropClientOverToken())
+
+
 def create_bolt_app(services: Services) -> AsyncApp:
     from handlers import actions, commands, events, views  # noqa: PLC0415 - listeners need the app
 

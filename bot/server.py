@@ -1,9 +1,11 @@
-"""The ASGI app: Slack's one Request URL, a health check, and the page Stripe returns to."""
+"""The ASGI app: Slack's one Request URL, health and readiness, and the page Stripe returns to."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -16,6 +18,7 @@ from starlette.types import ASGIApp
 
 from bot import logs
 from bot.app import Services, build_services, create_bolt_app
+from bot.checks import Check, run_checks
 from bot.edge import SlackEdge
 from bot.links import LinkInvalid
 from bot.settings import Settings
@@ -23,8 +26,45 @@ from storage.schema import is_current
 
 log = logging.getLogger(__name__)
 
+class Readiness:
+    """The results of `invoicebot check`, run at start-up and again when /readyz asks for
+    results older than `max_age` (one run at a time: a burst of probes costs one round)."""
+
+    def __init__(self, settings: Settings, max_age: float = 30.0) -> None:
+        self._settings = settings
+        self._max_age = max_age
+        self._lock = asyncio.Lock()
+        self.results: list[Check] | None = None
+        self._at = 0.0
+
+    async def refresh(self, *, log_failures: bool = False) -> list[Check]:
+        async with self._lock:
+            if self.results is None or time.monotonic() - self._at > self._max_age:
+                self.results = await run_checks(self._settings)
+                self._at = time.monotonic()
+                if log_failures:
+                    for check in self.results:
+                        if not check.passed:
+                            log.warning("check failed: %s", check.line())
+            return self.results
+
+    async def at_start(self) -> None:
+        # The app starts anyway: a passing outage of one service must not block a deploy.
+        try:
+            results = await self.refresh(log_failures=True)
+        except Exception:  # noqa: BLE001 - checks report, they never stop the server
+            log.warning("start-up checks could not be run", exc_info=True)
+            return
+        failed = sum(not c.passed for c in results)
+        if failed:
+            log.warning("%d of %d start-up checks failed: run `invoicebot check` for the fixes", failed, len(results))
+        else:
+            log.info("all %d start-up checks passed", len(results))
+
+
 def create_web_app(settings: Settings, *, background: bool = True, services: Services | None = None) -> ASGIApp:
     state: dict[str, object] = {}
+    readiness = Readiness(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -33,9 +73,13 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         state["slack"] = AsyncSlackRequestHandler(create_bolt_app(built))
         if background:
             built.start_background()
+            state["checks"] = asyncio.create_task(readiness.at_start(), name="start-up checks")
         try:
             yield
         finally:
+            checks = state.get("checks")
+            if isinstance(checks, asyncio.Task):
+                checks.cancel()
             await built.aclose()
 
     async def slack_events(request: Request) -> Response:
@@ -58,6 +102,18 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
             return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
         body = {"ok": current, "database": "ok", "schema": "current" if current else "behind"}
         return JSONResponse(body, status_code=200 if current else 503)
+
+    async def readyz(_: Request) -> Response:
+        """Whether every service works (the checks of `invoicebot check`), for a load balancer
+        or an operator: 200 when all pass, 503 otherwise, always with the checks."""
+        try:
+            results = await asyncio.wait_for(readiness.refresh(), 30)
+        except Exception as exc:  # noqa: BLE001 - readiness is an answer, never a 500
+            log.warning("readiness checks failed: %s", type(exc).__name__)
+            return JSONResponse({"ready": False, "checks": [], "error": type(exc).__name__}, status_code=503)
+        ready = all(c.passed for c in results)
+        return JSONResponse({"ready": ready, "checks": [c.as_dict() for c in results]},
+                            status_code=200 if ready else 503)
 
     async def stripe_webhook(request: Request) -> Response:
         built: Services = state["services"]  # type: ignore[assignment]
@@ -122,6 +178,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
             Route("/slack/install", slack_events, methods=["GET"]),
             Route("/slack/oauth_redirect", slack_events, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/card-saved", card_saved, methods=["GET"]),
             Route("/cards/new/{session_id}", add_card, methods=["GET"]),

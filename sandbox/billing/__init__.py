@@ -1,4 +1,4 @@
-"""The project's own billing backend: a local server speaking /work/shared/billing-api.md.
+"""The project's own billing backend: a local server speaking docs/billing-api.md.
 
 Used by `invoicebot sandbox`, the demo and the tests. See README.md in this folder.
 """

@@ -1,4 +1,4 @@
-"""The billing sandbox HTTP app: every endpoint of /work/shared/billing-api.md plus
+"""The billing sandbox HTTP app: every endpoint of docs/billing-api.md plus
 sandbox-only admin endpoints under /_sandbox/ (see admin.py)."""
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .validation import optional_str, read_json_object, require_choice, require_
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
+# The version of docs/billing-api.md this sandbox follows, advertised at GET /v1/meta.
+CONTRACT_VERSION = "1.1"
 
 
 def create_app(store: BillingStore, token: str, *, latency_seconds: float = 0.0) -> Starlette:
@@ -37,6 +39,7 @@ def create_app(store: BillingStore, token: str, *, latency_seconds: float = 0.0)
     config = SandboxConfig(latency_seconds=latency_seconds)
     faults = FaultInjector()
     routes = [
+        Route("/v1/meta", get_meta, methods=["GET"]),
         Route("/v1/access", get_access, methods=["GET"]),
         Route("/v1/billing-profiles/{profile_id}", get_billing_profile, methods=["GET"]),
         Route("/v1/invoices", list_invoices, methods=["GET"]),
@@ -148,6 +151,10 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 def _store(request: Request) -> BillingStore:
     return request.app.state.store  # type: ignore[no-any-return]
+
+
+async def get_meta(_: Request) -> Response:
+    return JSONResponse({"contract_version": CONTRACT_VERSION})
 
 
 async def get_access(request: Request) -> Response:

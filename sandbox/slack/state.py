@@ -24,7 +24,7 @@ RESPONSE_URL_TTL_S = 30 * 60  # ... within 30 minutes
 MAX_VIEW_STACK = 3  # Slack: at most 3 views in a modal stack
 OAUTH_CODE_TTL_S = 10 * 60  # Slack: OAuth authorization codes expire after ten minutes
 # What the configured bot token of the default team (and a team added with a bot_token) may do.
-DEFAULT_BOT_SCOPES = "commands,chat:write,users:read,users:read.email,channels:read,groups:read,im:read"
+DEFAULT_BOT_SCOPES = "commands,chat:write,chat:write.public,users:read,users:read.email,channels:read,groups:read,im:read"
 
 
 class StandInClock:

@@ -127,6 +127,31 @@ def conversations_info(state: StandInState, params: dict[str, Any], tok: Token) 
     return {"channel": channel.to_api()}
 
 
+def conversations_list(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    """The token's team's channels, in pages (`limit` 1..1000, default 100; `cursor`): public
+    ones, and private ones only if the bot is in them, as Slack lists them for a bot token."""
+    types = {t.strip() for t in str(params.get("types") or "public_channel").split(",") if t.strip()}
+    if types - {"public_channel", "private_channel", "im", "mpim"}:
+        raise SlackApiFailure("invalid_types")
+    if "public_channel" in types and not tok.has_scope("channels:read") or \
+            "private_channel" in types and not tok.has_scope("groups:read"):
+        raise SlackApiFailure("missing_scope", needed="channels:read" if "public_channel" in types
+                              and not tok.has_scope("channels:read") else "groups:read", provided=tok.scopes)
+    try:
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+    except ValueError:
+        raise SlackApiFailure("invalid_cursor") from None
+    if not 1 <= limit <= 1000 or start < 0:
+        raise SlackApiFailure("invalid_limit" if not 1 <= limit <= 1000 else "invalid_cursor")
+    visible = [c for c in state.channels.values() if c.team_id == tok.team_id and not c.is_im and (
+        ("private_channel" in types and c.is_private and c.bot_is_member)
+        or ("public_channel" in types and not c.is_private))]
+    page = visible[start:start + limit]
+    next_cursor = str(start + limit) if start + limit < len(visible) else ""
+    return {"channels": [c.to_api() for c in page], "response_metadata": {"next_cursor": next_cursor}}
+
+
 def chat_post_message(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
     channel = _require_channel(state, params, tok)
     if channel.is_private and not channel.bot_is_member:
@@ -285,6 +310,7 @@ METHODS: dict[str, Callable[[StandInState, dict[str, Any], Token], dict[str, Any
     "auth.test": auth_test,
     "users.info": users_info,
     "conversations.info": conversations_info,
+    "conversations.list": conversations_list,
     "chat.postMessage": chat_post_message,
     "chat.postEphemeral": chat_post_ephemeral,
     "chat.update": chat_update,
@@ -302,6 +328,7 @@ NO_TOKEN_METHODS: dict[str, Callable[[StandInState, dict[str, Any]], dict[str, A
 REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
     "users.info": ("users:read",),
     "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
+    "conversations.list": ("channels:read", "groups:read", "im:read", "mpim:read"),
     "chat.postMessage": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "chat.update": ("chat:write",),

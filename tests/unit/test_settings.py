@@ -142,3 +142,19 @@ def test_an_invalid_status_lists_the_valid_ones(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "'bogus' is not one of" in err
     assert all(s in err for s in ("'created'", "'recorded'", "'failed'", "'requires_action'", "'canceled'"))
+
+
+def test_the_docs_name_every_setting_and_command() -> None:
+    from bot.cli import app
+    from bot.settings import EXPECTS, Settings
+
+    fields = {name.upper() for name in Settings.model_fields}
+    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+    assert example == fields and set(EXPECTS) == fields
+    readme, deploy = (ROOT / "README.md").read_text(), (ROOT / "docs" / "deploy.md").read_text()
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands} | \
+        {g.name for g in app.registered_groups}
+    for command in commands:
+        assert f"`invoicebot {command}" in readme, command
+    assert "invoicebot check" in deploy and "/readyz" in deploy and "docs/billing-api.md" in readme

@@ -139,6 +139,13 @@ async def check_slack(settings: Settings) -> list[Check]:
         results.append(_ok("slack", "token", "many workspaces (SLACK_CLIENT_ID): each workspace's bot token "
                            "comes from its OAuth install; the notify channel is checked per workspace by "
                            "/invoices notify"))
+        if settings.public_url is None:
+            results.append(_fail("slack", "OAuth redirect", "PUBLIC_URL is not set, so Slack has nowhere to send "
+                                 "an installing workspace back to", "set PUBLIC_URL to this app's https address; "
+                                 "Slack's Redirect URL is PUBLIC_URL/slack/oauth_redirect"))
+        else:
+            results.append(_ok("slack", "OAuth redirect", f"{str(settings.public_url).rstrip('/')}"
+                               "/slack/oauth_redirect (the Redirect URL of manifest.yml)"))
         return results
     assert settings.slack_bot_token is not None  # settings guarantee one way to authorize
     token = settings.slack_bot_token.get_secret_value()

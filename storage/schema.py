@@ -109,13 +109,9 @@ async def revision_of(database_url: str, *, timeout: float = 10.0) -> str | None
             raise DatabaseUnavailable(f"cannot use the SQLite database {path}: the folder {path.parent} does not exist")
         return None
     url = async_url(database_url)
-    if url.startswith("sqlite"):
-        # mode=rw: open an existing file only (a read-only folder or a deleted file is an error,
-        # never a new empty database).
-        engine = create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=rw&uri=true") if path \
-            else create_engine(database_url)
-    else:
-        engine = create_async_engine(url, connect_args={"timeout": timeout}, poolclass=NullPool)
+    # A SQLite file that exists is opened, never made; a server gets a bounded connect.
+    engine = create_engine(database_url) if url.startswith("sqlite") else \
+        create_async_engine(url, connect_args={"timeout": timeout}, poolclass=NullPool)
     try:
         return await asyncio.wait_for(current_revision(engine), timeout + 1)
     except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - every driver has its own errors

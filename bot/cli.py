@@ -28,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     payments.add_argument("--status")
     payments.add_argument("--invoice", help="invoice id or number")
     payments.add_argument("--limit", type=int, default=50)
+    payment_actions = payments.add_subparsers(dest="action")
+    resolve = payment_actions.add_parser("resolve", help="finish a payment that needs attention")
+    resolve.add_argument("payment_id")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--refund", action="store_true", help="refund it at Stripe")
+    how.add_argument("--record", action="store_true", help="record it in billing again (once billing is fixed)")
+    resolve.add_argument("--by", help="who resolves it (default: the OS user)")
 
     outbox = commands.add_parser("outbox", help="Slack messages waiting, delivered or given up; send again")
     outbox.add_argument("--failed", action="store_true", help="only the messages given up (the dead letters)")

@@ -120,6 +120,8 @@ def _reconcile(_: argparse.Namespace) -> int:
 
 
 def _payments(args: argparse.Namespace) -> int:
+    if getattr(args, "action", None) == "resolve":
+        return _resolve(args)
     from bot.money import Money  # noqa: PLC0415
     from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.payments import PaymentRepository  # noqa: PLC0415
@@ -143,6 +145,30 @@ def _payments(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    """`invoicebot payments resolve <id> --refund | --record [--by NAME]`."""
+    from bot.app import build_services, running  # noqa: PLC0415
+    from bot.resolutions import OperatorError, operator_name, resolve  # noqa: PLC0415
+
+    settings = _settings()
+    _require_current_schema(settings)
+
+    async def main() -> int:
+        async with running(build_services(settings), background=False) as services:
+            try:
+                resolved = await resolve(services, args.payment_id, "refund" if args.refund else "record",
+                                         by=operator_name(args.by))
+            except OperatorError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            finally:
+                await services.outbox.deliver_due()  # the payer's DM and the channel notice, now
+        print(resolved.message)
+        return 0 if resolved.after != "needs_attention" else 1
+
+    return asyncio.run(main())
 
 
 def _audit(args: argparse.Namespace) -> int:

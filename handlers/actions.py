@@ -110,7 +110,6 @@ def register(app: AsyncApp, services: Services) -> None:
         await client.views_update(view_id=request.view_id, view=view)
 
 
-
 async def _open_loading(services: Services, client: AsyncWebClient, action: ActionRequest, *,
                         retried: bool) -> str | None:
     """Open the loading modal; None when the click's trigger can no longer open one. Then
@@ -121,10 +120,11 @@ async def _open_loading(services: Services, client: AsyncWebClient, action: Acti
         return str(opened["view"]["id"])
     except SlackApiError as exc:
         error = str(exc.response.get("error"))
-        if error not in TRIGGER_PROBLEMS:
-            raise
     exchanged = error in ("exchanged_trigger_id", "trigger_exchanged")
-    log.info("Pay Now: views.open refused (%s)%s", error, " on a retried click" if retried else "")
+    if error in TRIGGER_PROBLEMS:
+        log.info("Pay Now: views.open refused (%s)%s", error, " on a retried click" if retried else "")
+    else:  # Slack itself failed to open it (rate limit, outage): the same advice holds
+        log.warning("Pay Now: views.open failed: %s", error)
     await services.audit.record("open_pay_now", "denied", team_id=action.team_id, user_id=action.user_id,
                                 reason=error, retried=retried)
     if retried and exchanged:

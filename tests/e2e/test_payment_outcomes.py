@@ -340,7 +340,8 @@ async def test_past_the_submission_deadline_the_modal_says_where_it_stands_and_t
     profile = await world.profile()
     invoice = await world.invoice(profile, "47.00")
     world.stack.processes["app"].stop()
-    hurried = world.stack.start_app(name="hurried", port=world.stack.app_port, SUBMISSION_DEADLINE_SECONDS="3")
+    hurried = world.stack.start_app(name="hurried", port=world.stack.app_port, SUBMISSION_DEADLINE_SECONDS="3",
+                                    RECONCILE_INTERVAL_SECONDS="2")
     try:
         user, modal = await open_modal(world, profile, invoice)
         await world.stripe_fault(r"^/v1/payment_intents/[^/]+/confirm$", "delay", delay_seconds=6)

@@ -257,8 +257,9 @@ async def test_a_server_killed_mid_payment_tells_the_payer_by_dm_once_and_update
         world.stack.start_app()
     await asyncio.sleep(3.5)  # a delayed Stripe request has been answered (to no one) by now
 
-    reconciled = world.stack.invoicebot("reconcile")
-    assert "->" in reconciled.stdout, reconciled.stdout + reconciled.stderr[-3000:]
+    # Whoever looks first finishes it: this reconcile, or Stripe's webhook for the delayed
+    # confirm reaching the restarted server.
+    world.stack.invoicebot("reconcile")
     outcome = "did not go through" if point == "creating" else "went through"
     await _one(world, lambda: dms_about(world, user.user_id, invoice), outcome)
     if point == "creating":

@@ -7,6 +7,7 @@ from typing import Any
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from blocks.text import clip, safe
+from bot.identity import DEFAULT_LOCALE
 from bot.money import Money
 from storage.models import Payment
 
@@ -47,7 +48,11 @@ def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> di
     elif event == "attention":
         head = (f":rotating_light: *Needs attention:* {who} was charged *{amount}* on invoice {invoice} with "
                 f"{method}, but the billing system refused to record it: "
-                f"{safe(payment.failure_message or '', 300)} Please record it by hand or refund it.")
+                f"{safe(payment.failure_message or '', 300)} An operator resolves it with "
+                f"`invoicebot payments resolve {payment.id} --record` (once billing is fixed) or `--refund`.")
+    elif event == "refunded":
+        head = (f":leftwards_arrow_with_hook: The payment of *{amount}* by {who} on invoice {invoice} with {method}, "
+                "which the billing system would not record, has been *refunded*. The invoice's balance is unchanged.")
     else:  # pragma: no cover - every event is listed above
         raise ValueError(event)
     blocks = [
@@ -56,6 +61,45 @@ def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> di
     ]
     fallback = clip(head.replace("*", ""), 3000)
     return {"text": fallback, "blocks": blocks}
+
+
+def payer_message(payment: Payment) -> dict[str, Any]:
+    """The payer's direct message: how their payment ended (or where it waits), when they
+    did not see it in the payment window. In the payer's own locale, like the modal."""
+    locale = payment.locale or DEFAULT_LOCALE
+    amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
+    invoice = f"*{safe(payment.invoice_number, 150)}* ({safe(payment.billing_profile_name, 200)})"
+    method = safe(payment.method_label, 80)
+    reason = safe(payment.failure_message or "", 300)
+    status = payment.status
+    if status == "recorded":
+        remaining = (Money.from_minor(payment.balance_after_minor, payment.currency)
+                     if payment.balance_after_minor is not None else None)
+        after = ("The invoice is now *paid in full*." if payment.invoice_status_after == "paid"
+                 else f"*{remaining.format(locale)}* remains due." if remaining is not None else "")
+        head = f":white_check_mark: Your payment of *{amount}* on invoice {invoice} with {method} went through. {after}"
+    elif status == "processing":
+        head = (f":bank: Your bank debit of *{amount}* on invoice {invoice} from {method} is on its way; it takes a "
+                "few days to clear. You'll hear here when it does.")
+    elif status == "requires_action":
+        head = (f":lock: Your payment of *{amount}* on invoice {invoice} needs 3-D Secure authentication by the "
+                f"cardholder; {method} has not been charged. Finish it on the invoice page, or pay again with "
+                "another method.")
+    elif status == "needs_attention":
+        head = (f":rotating_light: Your payment of *{amount}* on invoice {invoice} was charged to {method}, but the "
+                f"billing system refused to record it. {reason} Our finance team has been told and will either "
+                "record it or refund it; you'll hear here. *Please don't pay this invoice again.*")
+    elif status == "refunded":
+        head = (f":leftwards_arrow_with_hook: Your payment of *{amount}* on invoice {invoice} with {method} could not "
+                "be recorded by the billing system and has been *refunded* to it. The invoice is still due.")
+    else:  # failed
+        head = (f":x: Your payment of *{amount}* on invoice {invoice} with {method} did not go through: "
+                f"{reason or 'no reason given.'} Nothing was charged; press *Pay Now* to try again.")
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=clip(head, 3000))).to_dict(),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Payment reference {payment.id}")]).to_dict(),
+    ]
+    return {"text": clip(head.replace("*", ""), 3000), "blocks": blocks}
 
 
 def digest(payloads: list[dict[str, Any]]) -> dict[str, Any]:

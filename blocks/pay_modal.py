@@ -178,7 +178,8 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
 
 def payment_view(payment: Payment, *, authenticate_url: str | None = None,
                  channel_hint: str = "the finance channel") -> dict[str, Any]:
-    """Where a submitted payment stands, in words a payer understands (in the payer's locale)."""
+    """Where a submitted payment stands, in words a payer understands (in the payer's locale).
+    "Nothing was charged" is said only where it is known: no confirm was ever sent, or Stripe said no."""
     locale = payment.locale or DEFAULT_LOCALE
     amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
     method = safe(payment.method_label, 80)
@@ -186,21 +187,38 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
     status = PaymentStatus(payment.status)
     if status is PaymentStatus.RECORDED:
         return _receipt(payment, amount, method, number, locale)
-    if status in (PaymentStatus.CREATED, PaymentStatus.CONFIRMING):
+    if status is PaymentStatus.CREATED:
+        if payment.attempts:
+            # No PaymentIntent stored, so none was confirmed: the card cannot have been charged.
+            text = (f":hourglass: Stripe didn't answer in time while we were starting the payment of *{amount}* "
+                    f"with {method}. Your card has not been charged. We'll finish this automatically and "
+                    "send you a direct message with the result.")
+        else:
+            text = f":hourglass_flowing_sand: Charging *{amount}* to {method} for invoice *{number}*…"
+        return message_view("Payment in progress", text)
+    if status is PaymentStatus.CONFIRMING:
         if payment.attempts:
             text = (f":hourglass: We couldn't get an answer from Stripe about charging *{amount}* to {method}. "
-                    "We don't know yet whether it went through; we are checking with Stripe automatically and "
-                    f"will post the result in {channel_hint}. *Please don't pay this invoice again meanwhile.*")
+                    "We don't know yet whether it went through; it is still being confirmed with Stripe, "
+                    "automatically, and you'll get a direct message with the result (it is also posted in "
+                    f"{channel_hint}). *Please don't pay this invoice again meanwhile.*")
         else:
             text = f":hourglass_flowing_sand: Charging *{amount}* to {method} for invoice *{number}*…"
         return message_view("Payment in progress", text)
     if status is PaymentStatus.CHARGED:
         return message_view("Charged, recording…", (
             f":white_check_mark: *{amount}* was charged to {method}.\n:hourglass: Recording the payment on "
-            f"invoice *{number}* in the billing system… "
-            + (f"{safe(payment.failure_message, 500)} Our team will sort it out; " if payment.failure_message
-               else "This is retried automatically; ")
-            + f"the confirmation will be posted in {channel_hint}. *Don't pay again.*"))
+            f"invoice *{number}* in the billing system… This is retried automatically; you'll get a direct "
+            f"message with the confirmation (it is also posted in {channel_hint}). *Don't pay again.*"))
+    if status is PaymentStatus.NEEDS_ATTENTION:
+        return message_view("Charged, but not recorded", (
+            f":rotating_light: *{amount}* was charged to {method}, but the billing system refused to record it on "
+            f"invoice *{number}*. {safe(payment.failure_message or '', 500)}\nOur finance team has been told and "
+            "will either record it or refund it; you'll get a direct message when it's done. *Don't pay again.*"))
+    if status is PaymentStatus.REFUNDED:
+        return message_view("Payment refunded", (
+            f":leftwards_arrow_with_hook: The billing system could not record the payment of *{amount}* on invoice "
+            f"*{number}*, so it has been refunded to {method}. The invoice is still due."))
     if status in (PaymentStatus.DEBITING, PaymentStatus.PROCESSING):
         return message_view("Bank debit on its way", (
             f":bank: A bank debit of *{amount}* from {method} for invoice *{number}* is on its way. "
@@ -221,6 +239,8 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
             ActionsBlock(block_id="authenticate", elements=[ButtonElement(
                 text="Authenticate on Stripe", action_id=AUTHENTICATE, url=authenticate_url, style="primary")]),
         ])
+    # failed (declined, refused at the start, interrupted before the charge) or canceled:
+    # Stripe said no, or no confirm was ever sent.
     return message_view("Payment not completed", (
         f":x: {safe(payment.failure_message or 'The payment failed.', 500)} Nothing was charged."))
 

@@ -109,6 +109,20 @@ def payments(ctx: typer.Context,
                                              limit=limit, as_json=as_json)))
 
 
+@payments_app.command("resolve")
+def payments_resolve(
+        payment_id: Annotated[str, typer.Argument(help="the payment's id (pay_...), from `invoicebot payments`")],
+        refund: Annotated[bool, typer.Option("--refund", help="refund it at Stripe")] = False,
+        record: Annotated[bool, typer.Option("--record", help="record it in billing again (once billing is fixed)")]
+        = False,
+        by: Annotated[str | None, typer.Option(help="who resolves it (default: the OS user)")] = None) -> None:
+    """End a payment that needs attention: refund it, or record it again (audited; payer and channel told)."""
+    if refund == record:
+        typer.echo("invoicebot payments resolve: choose one of --refund or --record", err=True)
+        _exit(2)
+    _exit(impl.guarded(lambda: impl.resolve_payment(payment_id, how="refund" if refund else "record", by=by)))
+
+
 @app.command()
 def audit(user: Annotated[str | None, typer.Option(help="Slack user id")] = None,
           invoice: Annotated[str | None, typer.Option(help="invoice id or number")] = None,

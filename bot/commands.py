@@ -254,6 +254,28 @@ def payments(*, status: str | None, invoice: str | None, limit: int, as_json: bo
     return 0
 
 
+def resolve_payment(payment_id: str, *, how: str, by: str | None) -> int:
+    """`invoicebot payments resolve <id> --refund | --record [--by NAME]`."""
+    from bot.app import build_services, running  # noqa: PLC0415
+    from bot.resolutions import OperatorError, operator_name, resolve  # noqa: PLC0415
+
+    settings = service_settings()
+    require_current_schema(settings)
+
+    async def main() -> int:
+        async with running(build_services(settings), background=False) as services:
+            try:
+                resolved = await resolve(services, payment_id, how, by=operator_name(by))
+            except OperatorError as exc:
+                raise CommandError(str(exc)) from None
+            finally:
+                await services.outbox.deliver_due()  # the payer's DM and the channel notice, now
+        print(resolved.message)
+        return 0 if resolved.after != "needs_attention" else 1
+
+    return asyncio.run(main())
+
+
 def audit(*, user: str | None, invoice: str | None, limit: int, as_json: bool) -> int:
     from storage.audit import AuditLog  # noqa: PLC0415
     from storage.db import create_engine, session_factory  # noqa: PLC0415

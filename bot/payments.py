@@ -98,6 +98,15 @@ class FeeQuote:
 
 
 @dataclass(frozen=True, slots=True)
+class Submitted:
+    """The payment a submission stands for; `first` is true only for the copy that wrote
+    it, the one that drives it (repeats show where it stands and never call Stripe)."""
+
+    payment: Payment
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     team_id: str
     user_id: str
@@ -106,6 +115,11 @@ class Submission:
     view_hash: str
     amount_text: str | None
     method_id: str | None
+
+    @property
+    def key(self) -> str:
+        """The same modal state submitted twice (a double click, a Slack retry) has the same key."""
+        return f"{self.view_id}:{self.view_hash}"
 
 
 class PaymentService:
@@ -123,9 +137,19 @@ class PaymentService:
         self._clock = clock or SystemClock()
 
     # -- Pay Now -------------------------------------------------------------------------
+    async def _viewer(self, team_id: str, user_id: str, *, action: str, fresh: bool = False,
+                      invoice_id: str | None = None) -> Viewer:
+        """The person's rights; a refusal is audited with its reason, at every step."""
+        try:
+            return await self._identity.viewer(team_id, user_id, fresh=fresh)
+        except AccessDenied as exc:
+            await self._audit.record(action, "denied", team_id=team_id, user_id=user_id, invoice_id=invoice_id,
+                                     reason=exc.problem.value)
+            raise
+
     async def open_form(self, *, team_id: str, user_id: str, invoice_id: str, view_id: str | None,
                         list_response_url: str | None, list_query: str | None) -> PayForm:
-        viewer = await self._identity.viewer(team_id, user_id)
+        viewer = await self._viewer(team_id, user_id, action="open_pay_now", invoice_id=invoice_id)
         invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         pay_session = await self._sessions.open(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
@@ -140,8 +164,8 @@ class PaymentService:
 
     async def reload_form(self, *, team_id: str, user_id: str, session_id: str) -> PayForm:
         """The same modal, with payment methods read again (after adding a card)."""
-        pay_session = await self._session_of(team_id, user_id, session_id)
-        viewer = await self._identity.viewer(team_id, user_id)
+        pay_session = await self._session_of(team_id, user_id, session_id, action="reload_pay_now")
+        viewer = await self._viewer(team_id, user_id, action="reload_pay_now", invoice_id=pay_session.invoice_id)
         invoice = await self._visible_invoice(viewer, pay_session.invoice_id, action="reload_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         form = await self._form(pay_session, invoice, profile)
@@ -249,13 +273,23 @@ class PaymentService:
     async def session(self, submission: Submission) -> PaySession:
         return await self._session_of(submission.team_id, submission.user_id, submission.session_id)
 
-    async def submit(self, submission: Submission) -> Payment:
+    async def earlier(self, submission: Submission) -> Payment | None:
+        """The payment an earlier copy of this very submission wrote, if any (this person's only)."""
+        payment = await self._payments.by_submission(submission.key)
+        if payment is None or payment.user_id != submission.user_id or payment.team_id != submission.team_id:
+            return None
+        return payment
+
+    async def submit(self, submission: Submission) -> Submitted:
         """Validate against fresh data and write the payment row; money moves later.
 
         Raises FieldProblem (shown under a field), AccessDenied, InvoiceNotPayable,
         InvoiceUnavailable, FormExpired or PaymentAlreadyInProgress. A repeat of the same
-        submission returns the first payment instead of a new one.
+        submission returns the first payment (`first=False`) instead of a new one.
         """
+        earlier = await self.earlier(submission)
+        if earlier is not None:
+            return Submitted(earlier, first=False)
         pay_session = await self.session(submission)
         currency = pay_session.currency or ""
         locale = pay_session.locale or DEFAULT_LOCALE
@@ -285,24 +319,25 @@ class PaymentService:
             stripe_customer_id=profile.stripe_customer_id, status=PaymentStatus.CREATED.value, locale=locale,
             card_fee_minor=fee.minor if method["kind"] == "card" and (fee := card_fee(profile.card_fee_percent,
                                                                                       amount)) else None,
-            submission_key=f"{submission.view_id}:{submission.view_hash}", view_id=submission.view_id,
+            submission_key=submission.key, view_id=submission.view_id,
             list_response_url=pay_session.list_response_url, list_query=pay_session.list_query, attempts=0,
         )
-        payment = await self._create(payment, viewer)
-        if payment.submission_key == f"{submission.view_id}:{submission.view_hash}" and \
-                payment.status == PaymentStatus.CREATED:
-            await self._recheck_holding_the_slot(payment, viewer, amount)
+        created = await self._create(payment, viewer)
+        if not created.first:
+            return created  # a copy that arrived at the same time: the first one is audited
+        payment = created.payment
+        await self._recheck_holding_the_slot(payment, viewer, amount)
         await self._audit.record("submit_payment", "accepted", team_id=viewer.team_id, user_id=viewer.user_id,
                                  invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                  payment_id=payment.id, amount=amount.api_string(), currency=currency,
                                  method=payment.method_label)
-        return payment
+        return created
 
-    async def _create(self, payment: Payment, viewer: Viewer) -> Payment:
+    async def _create(self, payment: Payment, viewer: Viewer) -> Submitted:
         try:
-            return await self._payments.create(payment)
+            return Submitted(await self._payments.create(payment), first=True)
         except DuplicateSubmission as dup:
-            return dup.payment
+            return Submitted(dup.payment, first=False)
         except PaymentInFlight as busy:
             other = busy.payment
             if other is not None and other.status == PaymentStatus.REQUIRES_ACTION and await self._supersede(other):
@@ -349,7 +384,8 @@ class PaymentService:
         return moved is not None
 
     async def _fresh(self, submission: Submission, invoice_id: str) -> tuple[Viewer, Invoice]:
-        viewer_task = self._identity.viewer(submission.team_id, submission.user_id, fresh=True)
+        viewer_task = self._viewer(submission.team_id, submission.user_id, action="submit_payment", fresh=True,
+                                   invoice_id=invoice_id)
         invoice_task = self._billing.get_invoice(invoice_id)
         viewer, invoice = await asyncio.gather(viewer_task, invoice_task, return_exceptions=True)
         if isinstance(viewer, BaseException):
@@ -360,7 +396,12 @@ class PaymentService:
             raise InvoiceUnavailable(invoice_id)
         if isinstance(invoice, BaseException):
             raise invoice
-        self._check(viewer, invoice)
+        try:
+            # Access lost since the modal opened, or the invoice moved to another profile.
+            self._check(viewer, invoice)
+        except AccessDenied as exc:
+            await self._deny(viewer, invoice, exc.problem.value)
+            raise
         if not invoice.is_payable:
             await self._deny(viewer, invoice, "invoice_not_payable", status=invoice.status)
             raise InvoiceNotPayable(invoice.number, invoice.status)
@@ -396,10 +437,11 @@ class PaymentService:
                                  invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                  reason=reason, **detail)
 
-    async def _session_of(self, team_id: str, user_id: str, session_id: str) -> PaySession:
+    async def _session_of(self, team_id: str, user_id: str, session_id: str, *,
+                          action: str = "submit_payment") -> PaySession:
         pay_session = await self._sessions.get(session_id) if session_id else None
         if pay_session is None or pay_session.user_id != user_id or pay_session.team_id != team_id:
-            await self._audit.record("submit_payment", "denied", team_id=team_id, user_id=user_id,
+            await self._audit.record(action, "denied", team_id=team_id, user_id=user_id,
                                      reason="unknown_form_session")
             raise FormExpired()
         return pay_session

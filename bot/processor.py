@@ -9,24 +9,63 @@ whoever looks at it next, with the same idempotency keys: one charge, one record
                                     ├─▶ debiting ──record(processing)──▶ processing ──webhook──▶ recorded | failed
                                     ├─▶ requires_action ──webhook──▶ charged | failed
                                     └─▶ failed (declined)
+    charged | debiting | processing ──billing refuses for good──▶ needs_attention
+    needs_attention ──operator: resolve --record──▶ recorded | processing | failed
+                    ──operator: resolve --refund──▶ refunded
+
+Every move to an outcome is audited here, whichever path made it (live, webhook,
+reconciler, operator), and an outcome reached anywhere but in front of the person (a live
+submission within its deadline) is also sent to the payer as a direct message, once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Protocol
 
 from bot.billing import BillingClient, BillingError, PaymentRecord, RecordedPayment
 from bot.money import Money
 from bot.retry import PAYMENT_RETRY
 from bot.stripe_gateway import IntentResult, StripeGateway, StripeRejected, StripeUnavailable
-from storage.models import OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
 from storage.payments import PaymentRepository
 
 log = logging.getLogger(__name__)
 
 S = PaymentStatus
+
+# Who is driving the payment right now: "live" (the submission the person is watching),
+# "webhook", "reconciler" or "operator". A live drive shows its result in the modal; any
+# other path tells the payer by direct message.
+_via: ContextVar[str] = ContextVar("payment_driver", default="")
+
+# Where a payment ends, or waits on someone else: these are audited and told to the payer.
+OUTCOMES = frozenset({S.RECORDED, S.PROCESSING, S.FAILED, S.REQUIRES_ACTION, S.NEEDS_ATTENTION, S.REFUNDED})
+# Also audited: the moment money has moved.
+_AUDITED = OUTCOMES | {S.CHARGED}
+
+
+@contextlib.contextmanager
+def driving(path: str, *, override: bool = False) -> Iterator[None]:
+    """Name the path driving payments in this task (kept if one is named already)."""
+    if _via.get() and not override:
+        yield
+        return
+    token = _via.set(path)
+    try:
+        yield
+    finally:
+        _via.reset(token)
+
+
+def at_rest(payment: Payment) -> bool:
+    """Whether a drive of this payment has ended for now: an outcome, or a step that
+    stalled and waits for a retry (Stripe or billing did not answer)."""
+    return S(payment.status) in OUTCOMES or payment.status == S.CANCELED or payment.next_attempt_at is not None
 
 
 class PaymentEvents(Protocol):
@@ -40,6 +79,10 @@ class PaymentEvents(Protocol):
         """Best-effort live update (the open modal, the list message)."""
         ...
 
+    async def direct(self, payment: Payment) -> list[OutboxMessage]:
+        """The payer's direct message about where `payment` now stands (outbox, deduplicated)."""
+        ...
+
 
 class PaymentProcessor:
     def __init__(self, repo: PaymentRepository, stripe: StripeGateway, billing: BillingClient,
@@ -49,16 +92,21 @@ class PaymentProcessor:
         self._billing = billing
         self._events = events
 
-    async def advance(self, payment_id: str, *, recovering: bool = False) -> Payment:
+    async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None) -> Payment:
         """Drive the payment as far as it can go now; returns where it stands.
 
         Stripe or the billing API being down leaves it in an intermediate state with a
-        retry time; nothing is lost, the reconciler picks it up.
+        retry time; nothing is lost, the reconciler picks it up. `since`: the status the
+        caller last showed (a webhook that already moved it), for the modal update.
         """
+        with driving("reconciler" if recovering else "live", override=not recovering):
+            return await self._advance(payment_id, recovering=recovering, since=since)
+
+    async def _advance(self, payment_id: str, *, recovering: bool, since: str | None) -> Payment:
         payment = await self._repo.get(payment_id)
         if payment is None:
             raise LookupError(payment_id)
-        before = payment.status
+        before = since or payment.status
         try:
             while True:
                 step = await self._step(payment, recovering=recovering)
@@ -72,7 +120,7 @@ class PaymentProcessor:
             payment = await self._repo.get(payment.id) or payment
         if payment.status != before:
             # A live submission renders its own modal; background paths update it here.
-            await self._safe_changed(payment, update_modal=recovering)
+            await self._safe_changed(payment, update_modal=_via.get() != "live")
         return payment
 
     async def _step(self, payment: Payment, *, recovering: bool) -> Payment | None:
@@ -104,7 +152,7 @@ class PaymentProcessor:
             return await self._record(payment, "succeeded", S.CHARGED, S.RECORDED, "paid")
         if status is S.DEBITING:
             return await self._record(payment, "processing", S.DEBITING, S.PROCESSING, "processing")
-        return None
+        return None  # an outcome, or waiting on someone else (3-D Secure, a bank, an operator)
 
     async def on_intent(self, intent_id: str, result: IntentResult) -> Payment | None:
         """Stripe told us (webhook, or a look during reconciliation) where an intent is now.
@@ -112,6 +160,10 @@ class PaymentProcessor:
         Events may come twice or out of order: every move is guarded, so a stale event
         finds the payment already past it and changes nothing.
         """
+        with driving("webhook"):
+            return await self._on_intent(intent_id, result)
+
+    async def _on_intent(self, intent_id: str, result: IntentResult) -> Payment | None:
         payment = await self._repo.by_intent(intent_id)
         if payment is None:
             return None
@@ -135,15 +187,16 @@ class PaymentProcessor:
                 await self._move(payment, [S.DEBITING], S.FAILED, failure_message=result.message or "The bank debit failed.")
             elif status in (S.CONFIRMING, S.REQUIRES_ACTION):
                 await self.apply_intent(payment, result)
-        return await self.advance(payment.id, recovering=True)
+        return await self.advance(payment.id, recovering=True, since=status.value)
 
     async def refresh(self, payment: Payment) -> Payment | None:
         """Ask Stripe about a payment waiting on someone else (3-D Secure, a bank debit),
         in case its webhook never came."""
         if not payment.stripe_payment_intent_id:
             return None
-        result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
-        after = await self.on_intent(payment.stripe_payment_intent_id, result)
+        with driving("reconciler"):
+            result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            after = await self.on_intent(payment.stripe_payment_intent_id, result)
         if after is not None and after.status == payment.status:
             await self._repo.touch(payment.id, next_attempt_at=utcnow() + dt.timedelta(minutes=10))
         return after
@@ -181,8 +234,6 @@ class PaymentProcessor:
 
     async def _record(self, payment: Payment, billing_status: str, from_state: S, to_state: S,
                       event: str) -> Payment | None:
-        if payment.failure_message and payment.next_attempt_at and payment.next_attempt_at > utcnow():
-            return None  # refused before and waiting for a person; do not hammer the backend
         record = PaymentRecord(
             payment_id=payment.id, amount=Money.from_minor(payment.amount_minor, payment.currency).api_string(),
             currency=payment.currency, method=payment.method_kind, processor="stripe",  # type: ignore[arg-type]
@@ -194,49 +245,110 @@ class PaymentProcessor:
         except BillingError as exc:
             if exc.transient:
                 raise
-            return await self._needs_attention(payment, exc)
+            return await self._needs_attention(payment, exc, f"record:{billing_status}")
         fields = _after(recorded, payment.currency)
         preview = _copy(payment, status=to_state.value, **fields)
         return await self._move(payment, [from_state], to_state, outbox=await self._events.notices(preview, event),
-                                **fields)
+                                failure_message=None, attention_step=None, next_attempt_at=None, **fields)
 
     async def settle(self, payment: Payment, *, succeeded: bool, reason: str | None = None) -> Payment | None:
         """A bank debit that was processing has cleared or bounced (from the webhook)."""
-        try:
-            recorded = await self._billing.settle_payment(payment.invoice_id, payment.id, succeeded=succeeded,
-                                                          failure_reason=reason)
-        except BillingError as exc:
-            if exc.transient or exc.status == 409:
-                raise
-            return await self._needs_attention(payment, exc)
-        fields = _after(recorded, payment.currency)
-        target = S.RECORDED if succeeded else S.FAILED
-        if not succeeded:
-            fields["failure_message"] = reason or "The bank debit failed."
-        preview = _copy(payment, status=target.value, **fields)
-        moved = await self._move(payment, [S.PROCESSING], target,
-                                 outbox=await self._events.notices(preview, "settled" if succeeded else "debit_failed"),
-                                 **fields)
+        with driving("webhook"):
+            moved = await self._settle(payment, succeeded=succeeded, reason=reason, from_states=[S.PROCESSING])
         if moved:
             await self._safe_changed(moved, update_modal=True)
         return moved
 
-    async def _needs_attention(self, payment: Payment, exc: BillingError) -> None:
+    async def _settle(self, payment: Payment, *, succeeded: bool, reason: str | None,
+                      from_states: list[S]) -> Payment | None:
+        try:
+            recorded = await self._billing.settle_payment(payment.invoice_id, payment.id, succeeded=succeeded,
+                                                          failure_reason=reason)
+        except BillingError as exc:
+            # A 409 (the record is not in a state that can settle) will not change by
+            # itself either: only an answer that may come out differently is retried.
+            if exc.transient:
+                raise
+            return await self._needs_attention(payment, exc, f"settle:{'succeeded' if succeeded else 'failed'}")
+        fields = _after(recorded, payment.currency)
+        target = S.RECORDED if succeeded else S.FAILED
+        fields["failure_message"] = None if succeeded else (reason or "The bank debit failed.")
+        preview = _copy(payment, status=target.value, **fields)
+        return await self._move(payment, from_states, target, attention_step=None, next_attempt_at=None,
+                                outbox=await self._events.notices(preview, "settled" if succeeded else "debit_failed"),
+                                **fields)
+
+    async def _needs_attention(self, payment: Payment, exc: BillingError, step: str) -> Payment | None:
         # Money moved but the billing system will not take the record (say, the invoice
-        # was paid by wire meanwhile). Keep the payment where it is, out of the fast retry
-        # loop, and tell people: this needs a human.
-        message = f"Charged, but the billing system refused to record it: {exc.message}"
-        log.error("payment %s needs attention: %s", payment.id, exc.code)
-        await self._repo.touch(payment.id, failure_message=message, attempts=payment.attempts + 1,
-                               next_attempt_at=utcnow() + dt.timedelta(hours=1))
-        fresh = await self._repo.get(payment.id)
-        if fresh is not None:
-            await self._repo.add_outbox(await self._events.notices(fresh, "attention"))
-        return None
+        # was paid by wire meanwhile). Retrying will not change that answer: the payment
+        # leaves the retry loop, keeps the invoice's slot, and people are told once; an
+        # operator records it again or refunds it (`invoicebot payments resolve`).
+        log.error("payment %s needs attention: billing refused %s (%s)", payment.id, step, exc.code)
+        message = f"The billing system refused to record it: {exc.message}"
+        if S(payment.status) is S.NEEDS_ATTENTION:
+            # A second refusal while an operator retries: the new reason, no new announcement.
+            await self._repo.touch(payment.id, failure_message=message, attempts=payment.attempts + 1)
+            return None
+        preview = _copy(payment, status=S.NEEDS_ATTENTION.value, failure_message=message)
+        return await self._move(payment, [S(payment.status)], S.NEEDS_ATTENTION,
+                                outbox=await self._events.notices(preview, "attention"), failure_message=message,
+                                attention_step=step, attempts=payment.attempts + 1, next_attempt_at=None)
+
+    # -- an operator resolves a payment that needs attention ------------------------------
+    async def resolve_record(self, payment: Payment, *, by: str) -> Payment:
+        """Try the refused billing step again (the billing side has been fixed). Ends in
+        the step's outcome, or stays in needs_attention with the new reason; a transient
+        billing error propagates (nothing changed, try again)."""
+        with driving("operator", override=True), _operator(by):
+            step = payment.attention_step or "record:succeeded"
+            kind, _, status = step.partition(":")
+            if kind == "settle":
+                moved = await self._settle(payment, succeeded=status == "succeeded", reason=payment.failure_message,
+                                           from_states=[S.NEEDS_ATTENTION])
+            elif status == "processing":
+                moved = await self._record(payment, "processing", S.NEEDS_ATTENTION, S.PROCESSING, "processing")
+            else:
+                moved = await self._record(payment, "succeeded", S.NEEDS_ATTENTION, S.RECORDED, "paid")
+            after = moved or await self._repo.get(payment.id) or payment
+        if after.status != payment.status:
+            await self._safe_changed(after, update_modal=True)
+        return after
+
+    async def resolve_refund(self, payment: Payment, *, by: str) -> Payment:
+        """Give the money back through Stripe (once: the refund's idempotency key is the
+        payment's), then end the payment as refunded, telling the payer and the channel."""
+        assert payment.stripe_payment_intent_id
+        with driving("operator", override=True), _operator(by):
+            await self._stripe.refund_intent(payment.stripe_payment_intent_id, idempotency_key=f"{payment.id}-refund")
+            preview = _copy(payment, status=S.REFUNDED.value)
+            moved = await self._move(payment, [S.NEEDS_ATTENTION], S.REFUNDED,
+                                     outbox=await self._events.notices(preview, "refunded"))
+            after = moved or await self._repo.get(payment.id) or payment
+        if after.status != payment.status:
+            await self._safe_changed(after, update_modal=True)
+        return after
 
     async def _move(self, payment: Payment, from_states: list[S], to_state: S, *,
                     outbox: list[OutboxMessage] | None = None, **fields: object) -> Payment | None:
-        moved = await self._repo.transition(payment.id, from_states, to_state, outbox=outbox or [], **fields)
+        messages = list(outbox or [])
+        audit: list[AuditEvent] = []
+        via = _via.get() or "background"
+        if to_state in _AUDITED or to_state is S.CANCELED:
+            preview = _copy(payment, status=to_state.value, **fields)
+            # The payer hears about an outcome in the modal when they are watching it (a
+            # live submission); otherwise, and always for one that needs a person, by DM.
+            if to_state in OUTCOMES and (via != "live" or to_state is S.NEEDS_ATTENTION):
+                messages += await self._events.direct(preview)
+            detail: dict[str, object] = {"via": via, "method": payment.method_label,
+                                         "reason": preview.failure_message or ""}
+            if via == "operator":
+                detail["by"] = _by.get()
+            audit.append(AuditEvent(
+                action="payment_result", outcome=to_state.value, team_id=payment.team_id, user_id=payment.user_id,
+                invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id, payment_id=payment.id,
+                detail=detail))
+        moved = await self._repo.transition(payment.id, from_states, to_state, outbox=messages, audit=audit,
+                                            **fields)
         if moved is None:
             # Someone else (a webhook, another worker) moved it first: carry on from there.
             current = await self._repo.get(payment.id)
@@ -251,6 +363,18 @@ class PaymentProcessor:
             await self._events.changed(payment, update_modal=update_modal)
         except Exception:  # noqa: BLE001 - a live update must never undo a payment
             log.exception("live update for payment %s failed", payment.id)
+
+
+_by: ContextVar[str] = ContextVar("payment_operator", default="")
+
+
+@contextlib.contextmanager
+def _operator(by: str) -> Iterator[None]:
+    token = _by.set(by)
+    try:
+        yield
+    finally:
+        _by.reset(token)
 
 
 def _after(recorded: RecordedPayment, currency: str) -> dict[str, object]:

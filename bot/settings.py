@@ -138,6 +138,10 @@ class Settings(DatabaseSettings):
     # How often each server process looks for payments left half-way (docs/deploy.md).
     reconcile_interval_seconds: float = Field(default=30.0, gt=0)
 
+    # One overall deadline for a submission (checks, charge, record): past it the modal
+    # says where the payment stands, the reconciler takes over and the payer gets a DM.
+    submission_deadline_seconds: float = Field(default=25.0, gt=0, le=600)
+
     # Where people are sent back after saving a card on Stripe's hosted page.
     public_url: AnyHttpUrl | None = None
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from blocks.notifications import payment_notice
+from blocks.notifications import payer_message, payment_notice
 from blocks.pay_modal import payment_view
 from bot.identity import DEFAULT_LOCALE, DirectoryEntry, babel_locale
 from bot.routing import ChannelInfo, NotificationRouter
@@ -81,6 +81,13 @@ class SlackPaymentEvents:
             payload={**payment_notice(payment, event, locale=self._notice_locale),
                      "billing_profile_id": payment.billing_profile_id},
             attempts=0, next_attempt_at=_now(),
+        )]
+
+    async def direct(self, payment: Payment) -> list[OutboxMessage]:
+        # One DM per payment and outcome: the dedupe key makes a second one impossible.
+        return [OutboxMessage(
+            dedupe_key=f"{payment.id}:dm:{payment.status}", team_id=payment.team_id, channel=payment.user_id,
+            payload=payer_message(payment), attempts=0, next_attempt_at=_now(),
         )]
 
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from blocks.invoices import Message, help_message, invoice_list_message, notice_message
 from blocks.routes import routes_message
 from bot.invoices import ListQuery, QueryKind
-from handlers.common import explanation_for
+from handlers.common import explanation_for, refusal_reason
 from handlers.requests import CommandRequest
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def register(app: AsyncApp, services: Services) -> None:
             explanation = explanation_for(exc)
             message = notice_message(explanation.title, explanation.text)
             await services.audit.record("list_invoices", "denied", team_id=request.team_id,
-                                        user_id=request.user_id, reason=type(exc).__name__)
+                                        user_id=request.user_id, reason=refusal_reason(exc))
         await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
 
 

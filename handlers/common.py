@@ -26,3 +26,11 @@ def explanation_for(exc: BaseException) -> Explanation:
     else:
         log.info("request refused: %s", type(exc).__name__)
     return explain(exc)
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """What the audit trail records as the reason for a refusal: the access problem
+    (`not_invoice_viewer`, `billing_profile_not_allowed`, …) or the kind of failure."""
+    if isinstance(exc, AccessDenied):
+        return exc.problem.value
+    return type(exc).__name__

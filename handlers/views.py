@@ -5,11 +5,17 @@ be given in that answer. So the answer carries what can be checked at once, with
 network (the form's own session: amount, currency, the balance the form was opened with,
 the offered methods), and otherwise says "working on it"; the fresh checks, the charge
 and the record follow, and their result replaces the modal through views.update.
+
+Copies of one submission (a double click, Slack's retries) make one payment: only the copy
+that wrote the payment row drives it; the others wait for that drive to rest and show the
+same state. The whole submission has one deadline; past it the modal says where the
+payment stands, and the reconciler finishes it (updating the modal and DMing the payer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,9 +26,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
 from bot.errors import FieldProblem
+from bot.processor import OUTCOMES, S, at_rest
 from handlers.common import explanation_for
 from handlers.requests import SubmitRequest
-from storage.models import Payment, PaymentStatus
+from storage.models import Payment, PaymentStatus, utcnow
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -33,6 +40,11 @@ log = logging.getLogger(__name__)
 # be overwritten by it. Results that follow the answer wait at least this long.
 SETTLE_SECONDS = 1.0
 
+# Copies of a submission look at the one payment this often while its drive goes on.
+WAIT_POLL_SECONDS = 0.25
+# Past the deadline the reconciler takes over from its next pass on.
+HANDOVER_DELAY = dt.timedelta(seconds=5)
+
 WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the invoice and charging your payment "
            "method. This takes a few seconds; keep this window open to see the result.")
 
@@ -40,9 +52,12 @@ WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the inv
 def register(app: AsyncApp, services: Services) -> None:
     @app.view(CALLBACK_ID)
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        earlier: Payment | None = None
         try:
             request = SubmitRequest.parse(body)
-            await services.payments.quick_check(request.submission())
+            earlier = await services.payments.earlier(request.submission())
+            if earlier is None:
+                await services.payments.quick_check(request.submission())
         except FieldProblem as problem:
             await ack(response_action="errors", errors={problem.field: problem.message})
             return
@@ -50,8 +65,14 @@ def register(app: AsyncApp, services: Services) -> None:
             explanation = explanation_for(exc)
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return
+        if earlier is not None and at_rest(earlier):
+            # A repeat after the first copy has ended: its truth at once; never a "working"
+            # that would cover a receipt.
+            await ack(response_action="update", view=await _result_view(services, request, earlier))
+            return
         work = services.track(_pay(services, request))
-        await ack(response_action="update", view=message_view(*WORKING))
+        await ack(response_action="update",
+                  view=_where_it_stands(services, earlier) if earlier is not None else message_view(*WORKING))
         answered = time.monotonic()
         view = await work
         await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
@@ -59,31 +80,50 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def _pay(services: Services, request: SubmitRequest) -> dict[str, Any]:
-    """Fresh checks, then the charge; the view that shows how it ended. Never raises."""
+    """The whole submission under one deadline; the view that shows how it ended (or where
+    it stands when the deadline passed: the reconciler takes over). Never raises."""
     try:
-        payment = await services.payments.submit(request.submission())
+        return await asyncio.wait_for(_submit(services, request), services.settings.submission_deadline_seconds)
+    except TimeoutError:
+        return await _past_deadline(services, request)
+
+
+async def _submit(services: Services, request: SubmitRequest) -> dict[str, Any]:
+    """Fresh checks, then the charge by the one copy that wrote the payment row."""
+    try:
+        submitted = await services.payments.submit(request.submission())
     except FieldProblem as problem:
         return await _form(services, request, f":warning: {problem.message} Nothing was charged.")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - refused before any payment row: nothing was charged
         explanation = explanation_for(exc)
         return message_view(explanation.title, explanation.text)
-    return await _charge(services, request, payment)
+    if not submitted.first:
+        return await _wait_and_show(services, request, submitted.payment)
+    return await _charge(services, request, submitted.payment)
 
 
 async def _charge(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
     """Charge and record a validated payment; the view that shows how it ended. Never raises."""
     try:
-        if payment.submission_key != f"{request.view_id}:{request.view_hash}" or \
-                payment.status != PaymentStatus.CREATED:
-            return _where_it_stands(services, payment)  # a repeat: show where the first one stands
         payment = await services.processor.advance(payment.id)
-        await services.audit.record("payment_result", payment.status, team_id=payment.team_id,
-                                    user_id=payment.user_id, invoice_id=payment.invoice_id,
-                                    billing_profile_id=payment.billing_profile_id, payment_id=payment.id,
-                                    method=payment.method_label, reason=payment.failure_message or "")
-    except Exception as exc:  # noqa: BLE001
-        explanation = explanation_for(exc)
-        return message_view(explanation.title, explanation.text)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - a confirm may have been sent: say what we know, not "nothing"
+        log.exception("payment %s: unexpected error while charging", payment.id)
+        return await _uncertain(services, request, payment.id)
+    return await _result_view(services, request, payment)
+
+
+async def _wait_and_show(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
+    """A copy of a submission another copy is driving: wait (the deadline bounds it) until
+    that drive has ended, and show the very same state, so every copy tells one truth."""
+    while not at_rest(payment):
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        payment = await services.payments_repo.get(payment.id) or payment
+    return await _result_view(services, request, payment)
+
+
+async def _result_view(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
     if payment.status == PaymentStatus.FAILED:
         # Declined (or never started): the form again, so another method can be chosen.
         return await _form(services, request, decline_notice(payment), method_id=payment.payment_method_id)
@@ -92,6 +132,29 @@ async def _charge(services: Services, request: SubmitRequest, payment: Payment) 
 
 def _where_it_stands(services: Services, payment: Payment) -> dict[str, Any]:
     return payment_view(payment, authenticate_url=services.links.authenticate(payment.id))
+
+
+async def _past_deadline(services: Services, request: SubmitRequest) -> dict[str, Any]:
+    payment = await services.payments.earlier(request.submission())
+    if payment is None:
+        return message_view("This took too long", "We couldn't check the invoice in time, so no payment was "
+                                                  "started. Nothing was charged. Please try again in a minute.")
+    return await _uncertain(services, request, payment.id)
+
+
+async def _uncertain(services: Services, request: SubmitRequest, payment_id: str) -> dict[str, Any]:
+    """The live drive stopped before an outcome: hand the payment to the reconciler soon,
+    and show where it stands (it will update this window and DM the payer)."""
+    payment = await services.payments_repo.get(payment_id)
+    if payment is None:  # pragma: no cover - rows are never deleted
+        return message_view("Payment in progress", "Checking with Stripe; you'll get a direct message.")
+    if S(payment.status) in OUTCOMES or payment.status == PaymentStatus.CANCELED:
+        return await _result_view(services, request, payment)
+    if payment.next_attempt_at is None:  # not already waiting for a retry of its own
+        await services.payments_repo.touch(payment.id, attempts=payment.attempts + 1,
+                                           next_attempt_at=utcnow() + HANDOVER_DELAY)
+        payment = await services.payments_repo.get(payment.id) or payment
+    return _where_it_stands(services, payment)
 
 
 async def _form(services: Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:

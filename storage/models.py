@@ -50,6 +50,10 @@ class PaymentStatus(enum.StrEnum):
     RECORDED = "recorded"          # charged and recorded: done
     FAILED = "failed"              # declined or failed; nothing recorded (or given back)
     CANCELED = "canceled"          # superseded before any money moved
+    # Charged, but the billing API refused the record for good: an operator records it
+    # again or refunds it (`invoicebot payments resolve`). Holds the invoice's slot meanwhile.
+    NEEDS_ATTENTION = "needs_attention"
+    REFUNDED = "refunded"          # charged, never recorded, given back by an operator
 
 
 # At most one of these per invoice at a time (a partial unique index enforces it).
@@ -59,6 +63,7 @@ IN_FLIGHT = (
     PaymentStatus.CHARGED,
     PaymentStatus.DEBITING,
     PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.NEEDS_ATTENTION,
 )
 _IN_FLIGHT_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in IN_FLIGHT))
 
@@ -100,6 +105,9 @@ class Payment(Base):
     list_response_url: Mapped[str | None] = mapped_column(String(2000))
     list_query: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # In needs_attention: the billing step that was refused ("record:succeeded",
+    # "record:processing", "settle:succeeded", "settle:failed"), so `resolve --record` retries it.
+    attention_step: Mapped[str | None] = mapped_column(String(32))
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     # The payer's locale (Babel's form), so a receipt drawn later (webhook, reconciler)
     # speaks the payer's format; None for payments made before it was kept.

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import IN_FLIGHT, OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.models import IN_FLIGHT, AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
 
 
 class DuplicateSubmission(Exception):
@@ -59,6 +59,10 @@ class PaymentRepository:
         async with self._sessions() as session:
             return await session.get(Payment, payment_id)
 
+    async def by_submission(self, submission_key: str) -> Payment | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Payment).where(Payment.submission_key == submission_key))
+
     async def by_intent(self, intent_id: str) -> Payment | None:
         async with self._sessions() as session:
             return await session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
@@ -70,13 +74,14 @@ class PaymentRepository:
         to_state: PaymentStatus,
         *,
         outbox: Sequence[OutboxMessage] = (),
+        audit: Sequence[AuditEvent] = (),
         **fields: Any,
     ) -> Payment | None:
         """Move the payment to `to_state` only if it is still in one of `from_states`.
 
         Returns the updated payment, or None when another worker moved it first. Outbox
-        messages are written in the same transaction, so a state change and the
-        notification it calls for are never separated.
+        messages and audit events are written in the same transaction, so a state change,
+        the notification it calls for and its audit row are never separated.
         """
         async with self._sessions.begin() as session:
             result = await session.execute(
@@ -89,6 +94,8 @@ class PaymentRepository:
                 return None
             for message in outbox:
                 session.add(message)
+            for event in audit:
+                session.add(event)
         return await self.get(payment_id)
 
     async def touch(self, payment_id: str, **fields: Any) -> None:

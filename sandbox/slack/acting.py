@@ -450,6 +450,16 @@ def _action(
 # --- block_actions ------------------------------------------------------------------------
 
 
+def _age_trigger(trigger: Any, req: dict[str, Any]) -> None:
+    """`trigger_age_s`: the click reaches the app that many seconds after it was made (a
+    slow network), so its trigger_id may already be past Slack's 3 seconds."""
+    age = req.get("trigger_age_s")
+    if age is not None:
+        if not isinstance(age, (int, float)) or isinstance(age, bool) or not 0 <= age <= 3600:
+            raise ActError(400, "trigger_age_s must be a number of seconds between 0 and 3600")
+        trigger.issued_at -= float(age)
+
+
 async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
     user = _user(state, req.get("user_id", ""))
     action_id = req.get("action_id")
@@ -469,6 +479,7 @@ async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str,
             view.state_values.setdefault(block["block_id"], {})[action_id] = entry
             view.user_set.add((block["block_id"], action_id))
         trigger = state.issue_trigger(user.id, view.id)
+        _age_trigger(trigger, req)
         payload = _envelope(state, "block_actions", user, trigger.id)
         payload |= {
             "container": {"type": "view", "view_id": view.id},
@@ -488,6 +499,7 @@ async def act_click(state: StandInState, http: httpx.AsyncClient, req: dict[str,
         channel = state.channels[msg.channel]
         trigger = state.issue_trigger(user.id)
         response_url = state.issue_response_url(user.id, msg.channel, "block_actions", msg.id)
+        _age_trigger(trigger, req)
         payload = _envelope(state, "block_actions", user, trigger.id)
         payload["container"] = {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
                                 "is_ephemeral": msg.ephemeral}

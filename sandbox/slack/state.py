@@ -226,6 +226,9 @@ class View:
     previous_view_id: str | None = None
     is_open: bool = True
     closed_reason: str | None = None
+    # Every version of the view's blocks the user was shown, oldest first (views.open,
+    # views.update, a response_action=update), so tests can check each one told the truth.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def external_id(self) -> str | None:
@@ -270,6 +273,7 @@ class View:
             "errors": self.errors,
             "last_response_error": self.last_response_error,
             "stack": state.view_stacks.get(self.user_id, []) if self.is_open else [],
+            "history": copy.deepcopy(self.history),
         }
 
 
@@ -713,6 +717,8 @@ class StandInState:
             root_view_id=stack[0] if stack else None,
             previous_view_id=stack[-1] if stack else None,
         )
+        view.history.append({"source": "open", "blocks": copy.deepcopy(definition.get("blocks", [])),
+                             "standin_time": self.clock.now()})
         self.views[view.id] = view
         stack.append(view.id)
         return view
@@ -734,6 +740,8 @@ class StandInState:
         view.user_set = kept
         view.hash = self.new_view_hash()
         view.errors = None
+        view.history.append({"source": "update", "blocks": copy.deepcopy(definition["blocks"]),
+                             "standin_time": self.clock.now()})
 
     def find_view(self, *, view_id: str | None = None, external_id: str | None = None,
                   team_id: str | None = None) -> View | None:

@@ -41,6 +41,9 @@ class Silent:
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:
         return None
 
+    async def direct(self, payment: Payment) -> list[Any]:
+        return []
+
 
 @pytest.fixture
 async def repo(tmp_path: Path) -> AsyncIterator[PaymentRepository]:

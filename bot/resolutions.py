@@ -1,0 +1,82 @@
+"""What an operator does to a payment the product cannot finish alone: one that was
+charged but that the billing API refused to record (`needs_attention`). (The outbox's
+operator verbs are in `bot/operator.py`.)
+
+`invoicebot payments resolve <id> --refund | --record` calls `resolve`; the CLI framework
+only parses arguments and prints the answer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from bot.billing import BillingError
+from bot.stripe_gateway import StripeRejected, StripeUnavailable
+from storage.models import PaymentStatus
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+Resolution = Literal["refund", "record"]
+
+
+class OperatorError(Exception):
+    """The resolution could not be done (wrong state, Stripe or billing refused); nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    payment_id: str
+    before: str
+    after: str
+    message: str
+
+
+def operator_name(given: str | None = None) -> str:
+    """Who resolves: `--by`, or the operating-system user running the command."""
+    if given:
+        return given[:32]
+    try:
+        return getpass.getuser()[:32]
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "unknown-operator"
+
+
+async def resolve(services: Services, payment_id: str, how: Resolution, *, by: str) -> Resolved:
+    payment = await services.payments_repo.get(payment_id)
+    if payment is None:
+        raise OperatorError(f"no payment {payment_id}")
+    before = payment.status
+    done = {"refund": PaymentStatus.REFUNDED, "record": PaymentStatus.RECORDED}[how]
+    if before == done:
+        # Run twice: the first run did it; nothing is sent to Stripe or billing again.
+        return Resolved(payment.id, before, before, f"{payment.id} is already {before}; nothing to do")
+    if before != PaymentStatus.NEEDS_ATTENTION:
+        raise OperatorError(f"{payment.id} is {before}, not needs_attention; only a payment that needs "
+                            "attention can be resolved")
+
+    async def audit(outcome: str, **detail: str) -> None:
+        await services.audit.record("resolve_payment", outcome, team_id=payment.team_id, user_id=by,
+                                    invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
+                                    payment_id=payment.id, how=how, by=by, payer=payment.user_id, **detail)
+
+    try:
+        if how == "refund":
+            after = await services.processor.resolve_refund(payment, by=by)
+        else:
+            after = await services.processor.resolve_record(payment, by=by)
+    except (StripeRejected, StripeUnavailable, BillingError) as exc:
+        reason = exc.message if isinstance(exc, BillingError) else str(exc)
+        await audit("failed", reason=reason)
+        raise OperatorError(f"{payment.id}: {how} failed, nothing changed: {reason}") from None
+    await audit(after.status, reason=after.failure_message or "")
+    if after.status == PaymentStatus.NEEDS_ATTENTION:
+        message = f"{payment.id}: still needs attention: {after.failure_message}"
+    else:
+        message = f"{payment.id}: {before} -> {after.status}"
+    return Resolved(payment.id, before, after.status, message)

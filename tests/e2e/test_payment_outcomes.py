@@ -135,7 +135,7 @@ async def test_a_record_refused_for_good_needs_attention_and_a_refund_resolves_i
     assert await world.recorded_payments(invoice["id"]) == []
     trace = world.stack.invoicebot("payments", "--invoice", invoice["number"]).stdout
     assert "refunded" in trace
-    audit = world.stack.invoicebot("audit", "--invoice", invoice["id"]).stdout
+    audit = audit_text(world, "--invoice", invoice["id"])
     assert "resolve_payment" in audit and "ops-anna" in audit and '"how": "refund"' in audit
     assert [line for line in audit.splitlines() if "payment_result" in line and "refunded" in line]
     assert [line for line in audit.splitlines() if "payment_result" in line and "needs_attention" in line]
@@ -158,7 +158,7 @@ async def test_a_record_refused_for_good_is_recorded_once_when_billing_is_fixed(
     await _one(world, lambda: dms_about(world, user.user_id, invoice), "went through")
     receipt = await user.wait_view(modal["id"], lambda v: "Payment received" in texts(v["view"]["blocks"]))
     assert "€65.00" in texts(receipt["view"]["blocks"])
-    audit = world.stack.invoicebot("audit", "--invoice", invoice["id"]).stdout
+    audit = audit_text(world, "--invoice", invoice["id"])
     assert "resolve_payment" in audit and "ops-ben" in audit and '"via": "operator"' in audit
 
 
@@ -307,7 +307,7 @@ async def test_a_submission_refused_at_submit_time_is_audited_with_its_reason(wo
     assert "Working on your payment" not in texts(view["view"]["blocks"])
     assert await world.intents(profile.customer_id) == []
 
-    audit = world.stack.invoicebot("audit", "--user", person.user_id).stdout
+    audit = audit_text(world, "--user", person.user_id)
     refused = [line for line in audit.splitlines() if "submit_payment" in line and "denied" in line]
     assert len(refused) == 1 and f'"reason": "{reason}"' in refused[0], audit
     if change == "moved_to_another_profile":
@@ -325,7 +325,7 @@ async def test_an_outcome_reached_in_the_background_is_audited_by_the_processor_
     await exactly_once(world, profile, invoice, "29.00")
 
     async def audited() -> None:
-        audit = world.stack.invoicebot("audit", "--invoice", invoice["id"]).stdout
+        audit = audit_text(world, "--invoice", invoice["id"])
         results = [line for line in audit.splitlines() if "payment_result" in line]
         # Finished in the background (the server's retry loop, or Stripe's webhook nudging it).
         assert any("recorded" in line and ('"via": "reconciler"' in line or '"via": "webhook"' in line)
@@ -358,3 +358,10 @@ async def test_past_the_submission_deadline_the_modal_says_where_it_stands_and_t
     finally:
         hurried.stop()
         world.stack.start_app()
+
+
+def audit_text(world: World, *args: str) -> str:
+    """The audit rows for a filter, one JSON object a line (`audit --json`: a table wraps long
+    details for people; the assertions read every field whole)."""
+    rows = json.loads(world.stack.invoicebot("audit", *args, "--json").stdout)
+    return "\n".join(json.dumps(row, sort_keys=True, ensure_ascii=False) for row in rows)

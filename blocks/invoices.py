@@ -143,31 +143,31 @@ def parse_page_value(value: str | None) -> tuple[str, int]:
         return "", 0
 
 
-def _when(moment: dt.datetime) -> str:
+def _when(moment: dt.datetime, locale: str) -> str:
     """A moment in each reader's own time zone (Slack's date token), UTC as the fallback."""
     moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    fallback = f"{day(moment.astimezone(dt.UTC).date())} at {moment.astimezone(dt.UTC):%H:%M} UTC"
+    fallback = f"{day(moment.astimezone(dt.UTC).date(), locale)} at {moment.astimezone(dt.UTC):%H:%M} UTC"
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
-def _unpayable_text(match: UnpayableMatch) -> str:
+def _unpayable_text(match: UnpayableMatch, locale: str) -> str:
     invoice, last = match.invoice, match.last_payment
     name = f"*{safe(invoice.number, 120)}* · {safe(match.profile_name, 200)}"
-    total = invoice.total_money.format()
+    total = invoice.total_money.format(locale)
     paid_by = ""
     if last is not None:
-        amount = Money.from_minor(last.amount_minor, last.currency).format()
+        amount = Money.from_minor(last.amount_minor, last.currency).format(locale)
         paid_by = f"{amount} with {safe(last.method_label, 80)} by <@{last.user_id}>"
     if invoice.status == "paid":
         text = f":white_check_mark: {name} is *paid* (total {total}), nothing is left to pay."
         if last is not None:
-            text += f"\nLast payment: {paid_by}, {_when(last.updated_at)}."
+            text += f"\nLast payment: {paid_by}, {_when(last.updated_at, locale)}."
         return text
     if invoice.status == "processing":
         text = (f":bank: {name} is being paid by a bank debit that hasn't cleared yet (*Processing*), "
                 "so it can't be paid again meanwhile.")
         if last is not None:
-            text += f"\nDebit: {paid_by}, started {_when(last.created_at)}."
+            text += f"\nDebit: {paid_by}, started {_when(last.created_at, locale)}."
         return text
     if invoice.status == "canceled":
         return f":no_entry_sign: {name} was *canceled*: there is nothing to pay (total was {total})."
@@ -179,7 +179,7 @@ def _unpayable_text(match: UnpayableMatch) -> str:
 
 def _empty(listing: InvoiceListing) -> Message:
     if listing.unpayable:
-        text = "\n\n".join(_unpayable_text(match) for match in listing.unpayable[:5])
+        text = "\n\n".join(_unpayable_text(match, listing.locale) for match in listing.unpayable[:5])
         text += f"\n{link(listing.unpayable[0].invoice.pdf_url, 'Invoice PDF')} · `/invoices` lists what is open."
         fallback = "; ".join(f"{m.invoice.number}: {m.invoice.status}" for m in listing.unpayable[:5])
         return Message(clip(fallback, 3000), [SectionBlock(text=MarkdownTextObject(

@@ -260,6 +260,10 @@ async def check_stripe(settings: Settings) -> list[Check]:
     else:
         results.append(_warn("stripe", "webhook secret", "no PUBLIC_URL and no STRIPE_WEBHOOK_SECRET: Stripe "
                              "events are not expected", "set both for webhooks (bank debits settle through them)"))
+    if not settings.public_url:
+        results.append(_warn("stripe", "hosted pages", "no PUBLIC_URL: the pay form shows no Add a new card and no "
+                             "Authenticate on Stripe button (both are links of this app's own)",
+                             "set PUBLIC_URL to this app's https address"))
     return results
 
 

@@ -196,10 +196,12 @@ class PaymentService:
         pay_session = await self._sessions.get(session_id)
         if pay_session is None:
             raise FormExpired()
-        viewer = await self._identity.viewer(pay_session.team_id, pay_session.user_id)
+        viewer = await self._viewer(pay_session.team_id, pay_session.user_id, action="add_card",
+                                    invoice_id=pay_session.invoice_id)
         invoice = await self._visible_invoice(viewer, pay_session.invoice_id, action="add_card")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         if not profile.stripe_customer_id:
+            await self._deny(viewer, invoice, "no_stripe_customer", action="add_card")
             raise InvoiceUnavailable(invoice.id)
         back = self._links.card_saved() or invoice.url or "https://slack.com/"
         url = await self._stripe.create_setup_session(
@@ -308,6 +310,7 @@ class PaymentService:
             raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {invoice.balance.format(locale)}.")
         profile = await self._invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
+            await self._deny(viewer, invoice, "no_stripe_customer")
             raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
 
         payment = Payment(
@@ -358,7 +361,7 @@ class PaymentService:
                 problem = InvoiceNotPayable(invoice.number, invoice.status)
             elif invoice.currency != payment.currency or amount > invoice.balance:
                 problem = FieldProblem(AMOUNT_FIELD, "The balance changed while you were paying: it is now "
-                                                     f"{invoice.balance.format()}.")
+                                                     f"{invoice.balance.format(viewer.locale)}.")
         except Exception as exc:  # noqa: BLE001 - no certainty, no charge
             problem = exc
         if problem is None:

@@ -65,6 +65,12 @@ async def resolve(services: Services, payment_id: str, how: Resolution, *, by: s
                                     invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                     payment_id=payment.id, how=how, by=by, payer=payment.user_id, **detail)
 
+    if how == "refund" and payment.method_kind == "bank_debit" and payment.stripe_payment_intent_id and (
+            await services.stripe.retrieve_intent(payment.stripe_payment_intent_id)).status == "processing":
+        # Stripe cannot refund a bank debit that has not cleared yet.
+        await audit("failed", reason="bank debit still processing")
+        raise OperatorError(f"{payment.id}: the bank debit has not cleared yet, so Stripe cannot refund it; "
+                            "run this again once it has cleared, or use --record")
     try:
         if how == "refund":
             after = await services.processor.resolve_refund(payment, by=by)

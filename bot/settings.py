@@ -33,6 +33,8 @@ EXPECTS: dict[str, str] = {
     "DATABASE_URL": "sqlite:///path/to/invoicebot.db or postgresql://user:password@host:5432/dbname",
     "NOTIFY_CHANNEL": "the channel for payment notifications: an id like C0123ABCD or a name like #billing",
     "SLACK_CHANNEL_PACE_SECONDS": "seconds between two messages to one channel (a number, e.g. 1.0)",
+    "SUBMISSION_DEADLINE_SECONDS": "seconds a submission may take before the modal says where the payment stands "
+                                   "and the reconciler takes over (a number from 1 to 600, e.g. 25)",
     "RECONCILE_INTERVAL_SECONDS": "seconds between two looks for payments left half-way (a number above 0, e.g. 30)",
     "DEFAULT_LOCALE": "the locale of channel notices, like en-US or de-DE",
     "CLOCK_OFFSET_FILE": "tests and the demo only: a file holding seconds to add to the clock (leave unset)",

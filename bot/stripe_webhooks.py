@@ -134,6 +134,9 @@ class StripeWebhooks:
             # Not remembered: Stripe retries the event later, and acting on it is idempotent.
             log.warning("webhook %s (%s) not processed yet: %s", event_id, event_type, exc)
             return WebhookAnswer(503, {"error": "try again later"})
+        except Exception:  # noqa: BLE001 - a bug or a database outage: Stripe retries; never a 500
+            log.exception("webhook %s (%s) failed; Stripe will send it again", event_id, event_type)
+            return WebhookAnswer(503, {"error": "try again later"})
         await self._remember(event_id, event_type)
         return WebhookAnswer(200, {"received": True})
 

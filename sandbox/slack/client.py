@@ -27,7 +27,10 @@ class StandInClient:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         # Above Slack's 3 s app timeout, so act calls report timeouts themselves.
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        # Idle connections are dropped before the server's own 5 s keep-alive runs out, so a
+        # request never goes out on a connection the server is closing at that moment.
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
+                                       limits=httpx.Limits(keepalive_expiry=2.0))
 
     async def __aenter__(self) -> StandInClient:
         return self

@@ -153,6 +153,8 @@ class CommandPayload(_BoltReads):
     team_id: SlackId  # type: ignore[assignment]
     user_id: SlackId  # type: ignore[assignment]
     text: CommandText = ""
+    # Slack always sends one: the list is answered through it, after the ack.
+    response_url: Url  # type: ignore[assignment]
 
 
 # -- buttons ------------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
                 await built.processor.refresh(payment)
         except Exception as exc:  # noqa: BLE001 - the webhook and the reconciler finish it anyway
             log.info("refresh after authentication failed: %s", type(exc).__name__)
-        return _page("Thank you", "Authentication is finished. Go back to Slack: the payment's result shows in the "
+        return _page("Back to Slack", "Authentication is finished. Go back to Slack: the payment's result shows in the "
                      "payment window and in the finance channel.", 200)
 
     async def card_saved(_: Request) -> Response:

@@ -1,5 +1,5 @@
 """Realistic demo data: four billing profiles, invoices in every status (and enough open
-ones for more than one page of `/invoices`), four users.
+ones for more than one page of `/invoices`), five users.
 
 `seed_demo` is idempotent: users and profiles are upserted (so fresh Stripe customer ids
 from a new localstripe run replace the old ones), invoices and the seeded payment are
@@ -29,6 +29,7 @@ USER_FINANCE: Final = "finance@acme.example"  # invoice_viewer + billing_profile
 USER_EU_ACCOUNTANT: Final = "eu.accountant@acme.example"  # invoice_viewer, bp_eu only
 USER_SALES: Final = "sales@acme.example"  # has profiles but no invoice_viewer -> sees nothing
 USER_NEWHIRE: Final = "newhire@acme.example"  # invoice_viewer but no profiles -> sees nothing
+USER_DE_ACCOUNTANT: Final = "buchhaltung@acme.example"  # invoice_viewer, bp_eu; Slack locale de-DE
 
 DEMO_USERS: Final[dict[str, dict[str, list[str]]]] = {
     USER_FINANCE: {
@@ -38,6 +39,7 @@ DEMO_USERS: Final[dict[str, dict[str, list[str]]]] = {
     USER_EU_ACCOUNTANT: {"permissions": ["invoice_viewer"], "billing_profile_ids": [BP_EU]},
     USER_SALES: {"permissions": [], "billing_profile_ids": [BP_EU, BP_US]},
     USER_NEWHIRE: {"permissions": ["invoice_viewer"], "billing_profile_ids": []},
+    USER_DE_ACCOUNTANT: {"permissions": ["invoice_viewer"], "billing_profile_ids": [BP_EU]},
 }
 
 # -- invoices (ids are stable so tests and the demo script can refer to them) -----------

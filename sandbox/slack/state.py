@@ -473,6 +473,8 @@ class StandInState:
             User("U_SALES", "sales", "sales@acme.example", t, "Sam Sales"),
             User("U_NEWHIRE", "newhire", "newhire@acme.example", t, "Nina Newhire"),
             User("U_NOEMAIL", "noemail", None, t, "Nobody Email"),
+            # Reads and types amounts the German way (Slack locale de-DE): 1.234,56 €.
+            User("U_DE", "buchhaltung", "buchhaltung@acme.example", t, "Greta Buchhaltung", locale="de-DE"),
         ):
             state.add_user(user, seed=True)
         state.add_channel(Channel("C_BILLING", "billing", is_private=False, bot_is_member=True), seed=True)

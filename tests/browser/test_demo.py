@@ -294,3 +294,22 @@ def test_a_paid_invoice_found_by_number_says_it_is_paid(page: Page, demo: DemoRu
     expect(reply).to_contain_text(f"INV-EU-{issued.year}-0031 · Acme GmbH is paid")
     expect(reply).to_contain_text("nothing is left to pay")
     expect(reply).not_to_contain_text("No payable invoice matches")
+
+
+def test_greta_reads_and_types_german_amounts_and_enter_updates_the_fee(page: Page, demo: DemoRun) -> None:
+    slack = SlackPage(page, demo.url, "U_DE")  # Greta: Acme GmbH, Slack locale de-DE
+    listing = slack.command("/invoices")
+    expect(listing).to_contain_text(re.compile(r"1\.130,50\s€"))
+
+    modal = slack.pay_now(listing, r"INV-EU-\d{4}-0045")
+    expect(modal.amount).to_have_value("1130,50")
+    expect(modal.root).to_contain_text(re.compile(r"card fee of 32,78\s€"))
+    modal.amount.fill("100,50")
+    modal.amount.press("Enter")  # the fee for what was typed; Enter does not pay
+    expect(modal.root).to_contain_text(re.compile(r"card fee of 2,91\s€"))
+    expect(modal.root).not_to_contain_text("Payment received")
+    modal.submit()
+
+    expect(modal.root).to_contain_text("Payment received")
+    expect(modal.root).to_contain_text(re.compile(r"100,50\s€"))
+    expect(modal.root).to_contain_text(re.compile(r"1\.030,00\s€"))

@@ -421,7 +421,7 @@
     const drafts = ctx.kind === "view" ? draftsFor(ctx.viewId) : new Map();
     const entry = ((ctx.state || {})[block.block_id] || {})[el.action_id] || {};
     const remember = (value) => drafts.set(key, value);
-    node.append(inputControl(el, id, key, drafts, entry, remember, ctx));
+    node.append(inputControl(el, id, key, drafts, entry, remember, ctx, block));
     if (block.hint) node.append(h("div", { class: "b-hint" }, textNode(block.hint)));
     const error = (ctx.errors || {})[block.block_id];
     if (error) {
@@ -430,7 +430,15 @@
     }
   }
 
-  function inputControl(el, id, key, drafts, entry, remember, ctx) {
+  function dispatchesOnEnter(block, el) {
+    // Slack sends a block action (and submits nothing) when an input block dispatches
+    // actions on Enter: `dispatch_action` on the block, on_enter_pressed in the element's config.
+    if (!block || !block.dispatch_action) return false;
+    const on = ((el.dispatch_action_config || {}).trigger_actions_on) || ["on_enter_pressed"];
+    return on.includes("on_enter_pressed");
+  }
+
+  function inputControl(el, id, key, drafts, entry, remember, ctx, block) {
     const has = drafts.has(key);
     const draft = drafts.get(key);
     switch (el.type) {
@@ -450,7 +458,10 @@
         input.addEventListener("input", () => remember(input.value));
         if (!el.multiline) {
           input.addEventListener("keydown", (event) => {
-            if (event.key === "Enter" && ctx.kind === "view") { event.preventDefault(); submitModal(); }
+            if (event.key !== "Enter" || ctx.kind !== "view") return;
+            event.preventDefault();
+            if (dispatchesOnEnter(block, el)) sendAction(null, ctx, block, el, { value: input.value });
+            else submitModal();
           });
         }
         return input;

@@ -527,6 +527,8 @@ def _open_view_of(state: StandInState, user: User, view_id: str) -> View:
         raise ActError(403, f"view {view_id} belongs to {view.user_id}")
     if not view.is_open:
         raise ActError(409, f"view {view_id} is closed ({view.closed_reason})")
+    if state.home_views.get(user.id) == view.id:
+        return view  # the Home tab is always there to click in, whatever modal is open
     top = state.top_view(user.id)
     if top is None or top.id != view.id:
         raise ActError(409, f"view {view_id} is not the top of the modal stack")
@@ -708,6 +710,22 @@ def _event_callback(state: StandInState, team: Team, event: dict[str, Any]) -> d
                             "is_bot": True, "is_enterprise_install": False}],
         "is_ext_shared_channel": False,
     }
+
+
+async def act_open_home(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Someone opens the app's Home tab: the app hears `app_home_opened` (tab `home`),
+    with the view it published for them last, if any."""
+    user = _user(state, req.get("user_id", ""))
+    team = state.team_of_user(user.id)
+    event: dict[str, Any] = {"type": "app_home_opened", "user": user.id,
+                             "channel": state.dm_channel_for(user.id).id, "tab": req.get("tab") or "home"}
+    home = state.views.get(state.home_views.get(user.id, ""))
+    if home is not None:
+        event["view"] = home.to_api(state)
+    payload = _event_callback(state, team, event)
+    delivery = await deliver(state, http, "app_home_opened", json.dumps(payload), Overrides.from_request(req),
+                             content_type="application/json", team_id=team.id)
+    return delivery.to_json() | {"payload": payload}
 
 
 async def act_uninstall(state: StandInState, http: httpx.AsyncClient, req: dict[str, Any]) -> dict[str, Any]:

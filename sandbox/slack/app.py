@@ -31,6 +31,7 @@ from .acting import (
     act_close,
     act_command,
     act_invite,
+    act_open_home,
     act_submit,
     act_uninstall,
     act_url_verification,
@@ -346,6 +347,13 @@ def create_app(state: StandInState) -> Starlette:
         version = await state.wait_for_change(since, timeout)
         return JSONResponse({"version": version}, headers=_NO_CACHE)
 
+    async def get_home(request: Request) -> Response:
+        """The Home tab the app published for a user (404 before the first views.publish)."""
+        view = state.views.get(state.home_views.get(request.path_params["user_id"], ""))
+        if view is None:
+            return JSONResponse({"ok": False, "error": "no home view published"}, status_code=404)
+        return JSONResponse(view.to_json(state), headers=_NO_CACHE)
+
     async def page(request: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html", headers=_NO_CACHE)
 
@@ -377,6 +385,8 @@ def create_app(state: StandInState) -> Starlette:
         Route("/_standin/act/click", act(act_click), methods=["POST"]),
         Route("/_standin/act/submit", act(act_submit), methods=["POST"]),
         Route("/_standin/act/close", act(act_close), methods=["POST"]),
+        Route("/_standin/act/open_home", act(act_open_home), methods=["POST"]),
+        Route("/_standin/home/{user_id}", get_home, methods=["GET"]),
         Route("/_standin/act/url_verification", act(act_url_verification), methods=["POST"]),
         Route("/_standin/wait", wait, methods=["GET"]),
         Route("/", page, methods=["GET"]),

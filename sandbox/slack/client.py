@@ -213,6 +213,19 @@ class StandInClient:
                 body[key] = val
         return await self._req("POST", "/act/click", json=body)
 
+    async def open_home(self, user_id: str, **overrides: Any) -> dict[str, Any]:
+        """The person opens the app's Home tab (the app hears app_home_opened)."""
+        return await self._req("POST", "/act/open_home", json={"user_id": user_id, **overrides})
+
+    async def home(self, user_id: str) -> dict[str, Any] | None:
+        """The Home tab published for a user, or None before the first views.publish."""
+        try:
+            return await self._req("GET", f"/home/{user_id}")
+        except StandInError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def submit(self, user_id: str, view_id: str, values: dict[str, dict[str, Any]] | None = None,
                      **overrides: Any) -> dict[str, Any]:
         body = {"user_id": user_id, "view_id": view_id, "values": values or {}, **overrides}

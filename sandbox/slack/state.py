@@ -444,6 +444,7 @@ class StandInState:
         self.messages: list[Message] = []
         self.views: dict[str, View] = {}
         self.view_stacks: dict[str, list[str]] = {}  # user_id -> open modal stack, bottom first
+        self.home_views: dict[str, str] = {}  # user_id -> the app's published Home tab view
         self.triggers: dict[str, Trigger] = {}
         self.response_urls: dict[str, ResponseUrl] = {}
         self.calls: list[RecordedCall] = []
@@ -757,6 +758,22 @@ class StandInState:
             view = None
         if view is not None and team_id is not None and self.team_of_user(view.user_id).id != team_id:
             return None
+        return view
+
+    def publish_home(self, user_id: str, definition: dict[str, Any]) -> View:
+        """views.publish: the person's Home tab, one per user, replaced on every publish
+        (it lives outside the modal stack and is never closed)."""
+        view = self.views.get(self.home_views.get(user_id, ""))
+        if view is None:
+            definition = {**definition, "blocks": assign_block_ids(definition.get("blocks", []))}
+            view = View(id=self.new_view_id(), user_id=user_id, definition=definition, hash=self.new_view_hash(),
+                        state_values=initial_state_values(definition.get("blocks", [])))
+            view.history.append({"source": "publish", "blocks": copy.deepcopy(definition.get("blocks", [])),
+                                 "standin_time": self.clock.now()})
+            self.views[view.id] = view
+            self.home_views[user_id] = view.id
+        else:
+            self.update_view(view, definition)
         return view
 
     def top_view(self, user_id: str) -> View | None:

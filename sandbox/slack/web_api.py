@@ -226,6 +226,27 @@ def _view_param(params: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def views_publish(state: StandInState, params: dict[str, Any], tok: Token) -> dict[str, Any]:
+    """The Home tab of one user; like Slack, at most 100 blocks and a `home` type."""
+    view_def = _json_param(params, "view", "invalid_arguments")
+    if view_def is None:
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] missing required field: view"])
+    problems = validate_view(view_def)
+    if problems:
+        raise SlackApiFailure("invalid_arguments", problems)
+    if view_def.get("type") != "home":
+        raise SlackApiFailure("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+    user_id = params.get("user_id")
+    user = state.users.get(str(user_id or ""))
+    if user is None or state.team_of_user(user.id).id != tok.team_id:
+        raise SlackApiFailure("user_not_found")
+    home = state.home_views.get(user.id)
+    if params.get("hash") and home and params["hash"] != state.views[home].hash:
+        raise SlackApiFailure("hash_conflict")
+    view = state.publish_home(user.id, view_def)
+    return {"view": view.to_api(state)}
+
+
 def _check_external_id_free(state: StandInState, view: dict[str, Any], tok: Token,
                             exclude: View | None = None) -> None:
     ext = view.get("external_id")
@@ -317,6 +338,7 @@ METHODS: dict[str, Callable[[StandInState, dict[str, Any], Token], dict[str, Any
     "views.open": views_open,
     "views.push": views_push,
     "views.update": views_update,
+    "views.publish": views_publish,
 }
 
 # Methods called with client credentials instead of a token.

@@ -23,11 +23,13 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from blocks.home import home_view
 from blocks.invoices import invoice_list_message
 from blocks.pay_modal import pay_form_view
 from bot.billing import BillingClient
 from bot.cache import TTLCache
 from bot.clock import Clock, clock_from
+from bot.home import HomeRefresher, HomeService
 from bot.identity import IdentityService
 from bot.links import LinkSigner
 from bot.invoices import InvoiceService, ListQuery
@@ -42,7 +44,7 @@ from bot.stripe_gateway import StripeGateway, make_client
 from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.db import create_engine, session_factory
-from storage.models import OutboxMessage, utcnow
+from storage.models import OutboxMessage, Payment, utcnow
 from storage.outbox import OutboxRepository
 from storage.pay_sessions import PaySessionRepository
 from storage.payments import PaymentRepository
@@ -76,6 +78,8 @@ class Services:
     clock: Clock
     links: PayLinks
     installations: AsyncSQLAlchemyInstallationStore | None = None
+    home: HomeService | None = None
+    home_refresher: HomeRefresher | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _work: set[asyncio.Task[Any]] = field(default_factory=set)
     _clients: TTLCache[str, AsyncWebClient] = field(default_factory=lambda: TTLCache(60.0))
@@ -108,6 +112,18 @@ class Services:
         listing = await self.invoices.list_payable(viewer, ListQuery.parse(query_text))
         return invoice_list_message(listing, page=page, today=self.today()).as_dict()
 
+    async def publish_home(self, team_id: str, user_id: str) -> None:
+        """Build and publish one person's Home tab, fresh."""
+        if self.home is None:
+            return
+        view = home_view(await self.home.view(team_id, user_id))
+        await (await self.client_for(team_id)).views_publish(user_id=user_id, view=view)
+
+    def refresh_home(self, team_id: str, user_id: str) -> None:
+        """Something the person's Home tab shows changed: publish it again, debounced."""
+        if self.home_refresher is not None:
+            self.home_refresher.request(team_id, user_id)
+
     async def card_saved(self, metadata: dict[str, str]) -> None:
         """A card was saved on Stripe's page: tell its owner, and refresh their open modal."""
         team_id, user_id = metadata.get("slack_team_id", ""), metadata["slack_user_id"]
@@ -139,6 +155,8 @@ class Services:
         if self._work:
             log.info("waiting for %d payments in flight", len(self._work))
             await asyncio.wait(set(self._work), timeout=drain_seconds)
+        if self.home_refresher is not None:
+            await self.home_refresher.aclose()
         # The outbox finishes its pass (and sends what those payments queued) before it stops.
         self.outbox.stop()
         outbox = [task for task in self._tasks if task.get_name() == "outbox"]
@@ -152,6 +170,10 @@ class Services:
         await self.billing.aclose()
         await self.engine.dispose()
 
+
+# At most one Home tab publish per person this often: a burst of payments coalesces,
+# well within views.publish's rate limit (Tier 4, 100+ per minute).
+HOME_REFRESH_SECONDS = 3.0
 
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "users:read", "users:read.email", "channels:read",
               "groups:read")
@@ -193,8 +215,12 @@ def build_services(settings: Settings) -> Services:
                           pace_seconds=settings.slack_channel_pace_seconds)
     links = PayLinks(str(settings.public_url) if settings.public_url else None,
                      LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
+    def payment_changed(payment: Payment) -> None:
+        services.refresh_home(payment.team_id, payment.user_id)
+
     events = SlackPaymentEvents(router, client_for, on_settled=ListRefresher(render), on_queued=outbox.wake,
-                                authenticate_url=links.authenticate, notice_locale=settings.default_locale)
+                                authenticate_url=links.authenticate, notice_locale=settings.default_locale,
+                                on_changed=payment_changed)
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
     pay_sessions = PaySessionRepository(sessions, clock.now)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
@@ -214,6 +240,8 @@ def build_services(settings: Settings) -> Services:
         installations=AsyncSQLAlchemyInstallationStore(settings.slack_client_id, engine)
         if settings.multi_workspace and settings.slack_client_id else None,
     )
+    services.home = HomeService(identity, invoices, payments_repo, services.routing, services.today)
+    services.home_refresher = HomeRefresher(services.publish_home, every=HOME_REFRESH_SECONDS)
     return services
 
 
@@ -230,7 +258,7 @@ logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropClientOverToken())
 
 
 def create_bolt_app(services: Services) -> AsyncApp:
-    from handlers import actions, commands, events, views  # noqa: PLC0415 - listeners need the app
+    from handlers import actions, commands, events, home, views  # noqa: PLC0415 - listeners need the app
 
     settings = services.settings
     oauth_settings = None
@@ -260,6 +288,7 @@ def create_bolt_app(services: Services) -> AsyncApp:
     actions.register(app, services)
     views.register(app, services)
     events.register(app, services)
+    home.register(app, services)
     from handlers import failures  # noqa: PLC0415
 
     failures.register(app)  # a listener that raises anyway: no 500, a line that says whose fault

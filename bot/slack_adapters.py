@@ -66,8 +66,10 @@ class SlackPaymentEvents:
                  on_settled: Callable[[Payment], Awaitable[None]] | None = None,
                  on_queued: Callable[[], None] | None = None,
                  authenticate_url: Callable[[str], str | None] | None = None,
-                 notice_locale: str = DEFAULT_LOCALE) -> None:
+                 notice_locale: str = DEFAULT_LOCALE,
+                 on_changed: Callable[[Payment], None] | None = None) -> None:
         self._router = router
+        self._on_changed = on_changed  # e.g. the payer's Home tab is published again
         self._client_for = client_for
         self._on_settled = on_settled
         self._on_queued = on_queued
@@ -93,6 +95,8 @@ class SlackPaymentEvents:
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:
         if self._on_queued:
             self._on_queued()  # a state change may have queued a notice: deliver it now
+        if self._on_changed:
+            self._on_changed(payment)
         client = await self._client_for(payment.team_id)
         if update_modal and payment.view_id:
             try:

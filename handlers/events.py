@@ -1,8 +1,8 @@
-"""Events API: nothing the bot must react to yet beyond keeping Slack happy."""
+"""Events API: the Home tab is published when a person opens it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
@@ -12,5 +12,9 @@ if TYPE_CHECKING:
 
 def register(app: AsyncApp, services: Services) -> None:
     @app.event("app_home_opened")
-    async def ignore_home_opened() -> None:
-        return None
+    async def home_opened(event: dict[str, Any], context: dict[str, Any]) -> None:
+        # Bolt acks events before this runs; the Messages tab needs nothing from us.
+        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
+            return
+        team_id = str(context.get("team_id") or "")
+        await services.publish_home(team_id, event["user"])

@@ -384,3 +384,21 @@ def _validated(model: type[_BoltReads], body: dict[str, Any]) -> Any:
         return model.model_validate(body)
     except (ValidationError, RecursionError) as exc:
         raise BadPayload(f"malformed Slack payload ({_fields(exc)})") from None
+
+
+class RouteSubmitRequest(_Request):
+    """The Home tab's "where notices go" modal: a profile id and the channel picked."""
+
+    team_id: str
+    user_id: str
+    profile_id: str
+    channel_id: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> RouteSubmitRequest:
+        payload = _validated(ViewSubmissionPayload, body)
+        state = payload.view.state.values.get("route_channel", {}).get("channel")
+        extra = (state.model_extra or {}) if state is not None else {}
+        channel = extra.get("selected_conversation") or extra.get("selected_channel") or ""
+        return cls(team_id=payload.workspace_id or "", user_id=payload.user.id,
+                   profile_id=payload.view.private_metadata[:200], channel_id=str(channel)[:40])

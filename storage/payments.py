@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -139,6 +139,16 @@ class PaymentRepository:
             return await session.scalar(
                 select(Payment).where(Payment.invoice_id == invoice_id, Payment.status.in_([s.value for s in statuses]))
                 .order_by(Payment.updated_at.desc(), Payment.created_at.desc()).limit(1))
+
+    async def of_person(self, team_id: str, user_id: str, *, limit: int) -> tuple[list[Payment], int]:
+        """A person's newest payments (at most `limit`) and how many they have in all: two
+        bounded queries whatever the history (the Home tab)."""
+        mine = (Payment.team_id == team_id) & (Payment.user_id == user_id)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(
+                select(Payment).where(mine).order_by(Payment.created_at.desc(), Payment.id).limit(limit)))
+            total = int(await session.scalar(select(func.count()).select_from(Payment).where(mine)) or 0)
+        return rows, total
 
     async def recent(self, *, status: str | None = None, invoice: str | None = None, limit: int = 50) -> list[Payment]:
         async with self._sessions() as session:

@@ -36,6 +36,13 @@ class SlackPage:
         message_id = self.page.wait_for_function(_NEW_REPLY, arg=before).json_value()
         return self.page.locator(f'.message[data-message-id="{message_id}"]')
 
+    def open_home(self) -> Locator:
+        """The app's Home tab (the sidebar's "invoicebot · Home"), once the bot published it."""
+        self.page.locator(".nav-item", has_text="Home").click()
+        tab = self.page.locator(".home-tab[data-view-id]:not([data-view-id=''])")
+        expect(tab).to_be_visible(timeout=15_000)
+        return tab
+
     def pay_now(self, listing: Locator, number: str) -> Modal:
         """Press Pay Now on the row of the invoice whose number matches; the loaded form."""
         row = listing.locator(".b-section", has_text=re.compile(number))

@@ -316,3 +316,26 @@ def test_greta_reads_and_types_german_amounts_and_enter_updates_the_fee(page: Pa
     expect(modal.root).to_contain_text("Payment received")
     expect(modal.root).to_contain_text(re.compile(r"100,50\s€"))
     expect(modal.root).to_contain_text(re.compile(r"1\.030,00\s€"))
+
+
+EU_PAST_DUE = r"INV-EU-\d{4}-0037"  # Acme GmbH, €845.50, overdue: always among Fiona's five soonest on Home
+
+
+def test_pay_from_the_home_tab(page: Page, demo: DemoRun) -> None:
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    home = slack.open_home()
+    expect(home).to_contain_text("Balance due")
+    expect(home).to_contain_text("overdue")
+    expect(home).to_contain_text("Where payment notices go")  # Fiona is a billing-profile admin
+
+    modal = slack.pay_now(home, EU_PAST_DUE)
+    expect(modal.amount).to_have_value("845.50")
+    modal.submit()
+    expect(modal.root).to_contain_text("Payment received")
+    modal.close()
+
+    # The tab is published again after the payment: the invoice is no longer offered.
+    row = home.locator(".b-section", has_text=re.compile(EU_PAST_DUE))
+    expect(row.get_by_role("button", name="Pay Now")).to_have_count(0, timeout=15_000)
+    expect(row).to_contain_text("Paid")  # now among the recent payments
+    expect(row).to_contain_text("€845.50")

@@ -32,6 +32,7 @@
   ];
   const BOT_NAME = "invoicebot";
   const WAIT_TIMEOUT_S = 20;
+  const HOME = "HOME"; // the app's Home tab in the sidebar (not a channel)
 
   // ---------------------------------------------------------------- state
   const S = {
@@ -42,6 +43,7 @@
     version: -1,               // last stand-in version seen
     messages: [],              // every message visible to the user
     topView: null,             // the open modal on top of the user's stack
+    home: null,                // the Home tab the app published for the user (views.publish)
     drafts: new Map(),         // view id -> Map("block/action" -> value typed/chosen here)
     clientErrors: new Map(),   // view id -> {block_id: message} (Slack client's own checks)
     rendered: new Map(),       // message id -> {sig, node}
@@ -673,8 +675,24 @@
     return intro;
   }
 
+  function renderHome(container) {
+    // The app's Home tab: the view it published for this person, its buttons clickable.
+    S.renderedFor = "";
+    S.rendered.clear();
+    const home = S.home;
+    const sig = JSON.stringify(home ? home.view.blocks : null);
+    if (container.dataset.homeSig === sig && container.querySelector(".home-tab")) return;
+    container.dataset.homeSig = sig;
+    const tab = h("div", { class: "home-tab", dataset: { viewId: home ? home.id : "" } });
+    if (home) append(tab, renderBlocks(home.view.blocks, { kind: "view", viewId: home.id }));
+    else tab.append(h("p", { class: "channel-intro", text: "Opening the Home tab…" }));
+    container.replaceChildren(tab);
+  }
+
   function renderMessages() {
     const container = document.getElementById("messages");
+    if (S.channelId === HOME) { renderHome(container); return; }
+    delete container.dataset.homeSig;
     const key = currentChannelKey();
     if (S.renderedFor !== key) {
       S.renderedFor = key;
@@ -742,12 +760,17 @@
     };
     document.getElementById("channel-list").replaceChildren(
       ...visibleChannels().map((c) => item(c.id, c.name, c.is_private ? "🔒" : "#")));
-    document.getElementById("app-list").replaceChildren(item(dmChannelId(S.userId), BOT_NAME, "🧾"));
+    document.getElementById("app-list").replaceChildren(item(HOME, `${BOT_NAME} · Home`, "🏠"),
+                                                        item(dmChannelId(S.userId), BOT_NAME, "🧾"));
 
     const channel = S.channels.find((c) => c.id === S.channelId);
     const title = document.getElementById("pane-title");
     const input = document.getElementById("composer-input");
-    if (S.channelId === dmChannelId(S.userId)) {
+    if (S.channelId === HOME) {
+      title.replaceChildren(h("span", { text: `${BOT_NAME} · Home` }), h("span", { class: "app-badge", text: "APP" }));
+      document.getElementById("pane-topic").textContent = "Your dashboard: what is due, your payments, your settings.";
+      input.placeholder = `Message ${BOT_NAME}`;
+    } else if (S.channelId === dmChannelId(S.userId)) {
       title.replaceChildren(h("span", { text: BOT_NAME }), h("span", { class: "app-badge", text: "APP" }));
       document.getElementById("pane-topic").textContent = "See and pay your cloud vendor's invoices without leaving Slack.";
       input.placeholder = `Message ${BOT_NAME}`;
@@ -762,9 +785,11 @@
   function switchUser(userId) {
     if (!S.users.has(userId) || userId === S.userId) return;
     S.userId = userId;
-    if (S.channelId.startsWith("D")) S.channelId = dmChannelId(userId);
+    if (S.channelId === HOME) S.home = null;
+    else if (S.channelId.startsWith("D")) S.channelId = dmChannelId(userId);
     else if (!visibleChannels().some((c) => c.id === S.channelId)) S.channelId = "C_BILLING";
     S.modalKey = "";
+    if (S.channelId === HOME) openHome();
     const url = new URL(window.location.href);
     url.searchParams.set("user", userId);
     window.history.replaceState(null, "", url);
@@ -776,9 +801,15 @@
     document.getElementById("menu-toggle").setAttribute("aria-expanded", String(open));
   }
 
+  async function openHome() {
+    try { await act("open_home", {}); } catch (error) { toast(error.message, "error"); }
+    refresh();
+  }
+
   function switchChannel(channelId) {
     setMenuOpen(false);
     S.channelId = channelId;
+    if (channelId === HOME) openHome(); // Slack tells the app (app_home_opened), which publishes the tab
     renderSidebar();
     renderMessages();
     document.getElementById("composer-input").focus();
@@ -786,7 +817,7 @@
 
   // ---------------------------------------------------------------- composer
   function commandChannel() {
-    return S.channelId.startsWith("D") ? S.userId : S.channelId; // a user id means "my DM with the app"
+    return S.channelId.startsWith("D") || S.channelId === HOME ? S.userId : S.channelId; // a user id means "my DM with the app"
   }
 
   function localNote(text) {
@@ -864,11 +895,13 @@
       do {
         S.refreshAgain = false;
         const user = encodeURIComponent(S.userId);
-        const [messages, views] = await Promise.all([
+        const [messages, views, home] = await Promise.all([
           getJson(`/_standin/messages?visible_to=${user}`),
           getJson(`/_standin/views?user_id=${user}&open=1`),
+          fetch(`/_standin/home/${user}`, { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)),
           loadDirectory(),
         ]);
+        S.home = home;
         S.messages = messages.messages;
         const stack = (views.stacks || {})[S.userId] || [];
         const topId = stack[stack.length - 1];

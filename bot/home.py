@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.errors import Explanation
-from bot.identity import IdentityService
+from bot.errors import Explanation, explain
+from bot.identity import AccessDenied, IdentityService
 from bot.invoices import InvoiceRow, InvoiceService, ListQuery
 from bot.money import Money
 from bot.routing import RouteRow, RoutingService
@@ -56,20 +56,18 @@ class HomeService:
         self._today = today
 
     async def view(self, team_id: str, user_id: str) -> HomeView:
-        from handlers.common import explanation_for  # noqa: PLC0415 - the one error-to-words table
-
         today = self._today()
         try:
             viewer = await self._identity.viewer(team_id, user_id)
         except Exception as exc:  # noqa: BLE001 - no access (or billing down): words, as /invoices gives
-            return HomeView(locale="en_US", today=today, denied=explanation_for(exc))
+            return HomeView(locale="en_US", today=today, denied=_explained(exc))
         try:
             listing, (payments, count) = await asyncio.gather(
                 self._invoices.list_payable(viewer, ListQuery.parse("")),
                 self._payments.of_person(team_id, user_id, limit=_PAYMENTS_READ))
             routes = await self._routing.show(viewer) if viewer.access.is_profile_admin else None
         except Exception as exc:  # noqa: BLE001
-            return HomeView(locale=viewer.locale, today=today, denied=explanation_for(exc))
+            return HomeView(locale=viewer.locale, today=today, denied=_explained(exc))
         rows = listing.rows  # sorted by due date: the overdue come first
         in_flight_states = {s.value for s in IN_FLIGHT} | {PaymentStatus.PROCESSING.value}
         return HomeView(
@@ -78,6 +76,15 @@ class HomeService:
             in_flight=[p for p in payments if p.status in in_flight_states][:IN_FLIGHT_SHOWN],
             recent=[p for p in payments if p.status not in in_flight_states][:RECENT],
             payment_count=count, routes=routes)
+
+
+def _explained(exc: BaseException) -> Explanation:
+    """The error-to-words table of `/invoices` (bot.errors); the unexpected is logged."""
+    if isinstance(exc, AccessDenied):
+        log.info("home tab: access refused (%s)", exc.problem.value)
+    else:
+        log.warning("home tab built without data: %s", type(exc).__name__, exc_info=exc)
+    return explain(exc)
 
 
 class HomeRefresher:

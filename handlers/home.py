@@ -88,6 +88,9 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors={ROUTE_BLOCK: str(problem)[:150]})
             return
         except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, AccessDenied) and exc.problem is AccessProblem.PROFILE_NOT_ALLOWED:
+                await services.audit.record("set_notify_route", "denied", team_id=request.team_id,
+                                            user_id=request.user_id, reason=refusal_reason(exc), surface="home")
             explanation = explanation_for(exc)
             await ack(response_action="update", view=message_view(explanation.title, explanation.text))
             return

@@ -128,8 +128,8 @@ def _recent(home: HomeView) -> list[dict[str, Any]]:
     blocks = [_header("Recent payments"), _section("\n".join(_payment_line(p, home.locale) for p in home.recent))]
     shown = len(home.recent) + len(home.in_flight)
     if home.payment_count > shown:
-        blocks.append(_context(f"Your {shown} newest of {home.payment_count} payments. Each payment's receipt "
-                               "is in your direct messages with invoicebot."))
+        blocks.append(_context(f"Your {shown} newest of {home.payment_count} payments. "
+                               "`/invoices <invoice number>` tells what became of any invoice."))
     return blocks
 
 

@@ -14,14 +14,15 @@ from decimal import Decimal
 
 from ulid import ULID
 
-from bot.billing import BillingClient, BillingNotFound, BillingProfile, Invoice
+from bot.billing import BillingNotFound, BillingProfile, Invoice
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
 from bot.identity import DEFAULT_LOCALE, AccessDenied, IdentityService, Viewer
 from bot.invoices import InvoiceService
 from bot.links import LinkSigner
 from bot.money import Money, MoneyError, check_chargeable, parse_amount
-from bot.stripe_gateway import SavedMethod, StripeGateway, StripeUnavailable, StripeRejected
+from bot.ports import BillingApi, StripePayments
+from bot.stripe_gateway import SavedMethod, StripeUnavailable, StripeRejected
 from storage.audit import AuditLog
 from storage.models import Payment, PaymentStatus, PaySession
 from storage.pay_sessions import PaySessionRepository
@@ -123,8 +124,8 @@ class Submission:
 
 
 class PaymentService:
-    def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingClient,
-                 stripe: StripeGateway, payments: PaymentRepository, sessions: PaySessionRepository,
+    def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingApi,
+                 stripe: StripePayments, payments: PaymentRepository, sessions: PaySessionRepository,
                  audit: AuditLog, links: PayLinks, *, clock: Clock | None = None) -> None:
         self._identity = identity
         self._invoices = invoices

@@ -25,12 +25,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Protocol
 
-from bot.billing import BillingClient, BillingError, PaymentRecord, RecordedPayment
+from bot.billing import BillingError, PaymentRecord, RecordedPayment
 from bot.money import Money
+from bot.ports import BillingApi, PaymentIntents, PaymentNotifier
 from bot.retry import PAYMENT_RETRY
-from bot.stripe_gateway import IntentResult, StripeGateway, StripeRejected, StripeUnavailable
+from bot.stripe_gateway import IntentResult, StripeRejected, StripeUnavailable
 from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
 from storage.payments import PaymentRepository
 
@@ -68,25 +68,13 @@ def at_rest(payment: Payment) -> bool:
     return S(payment.status) in OUTCOMES or payment.status == S.CANCELED or payment.next_attempt_at is not None
 
 
-class PaymentEvents(Protocol):
-    """What the outside world hears about a payment (wired to Slack by the app)."""
-
-    async def notices(self, payment: Payment, event: str) -> list[OutboxMessage]:
-        """Messages to write to the outbox in the same transaction as `event`."""
-        ...
-
-    async def changed(self, payment: Payment, *, update_modal: bool) -> None:
-        """Best-effort live update (the open modal, the list message)."""
-        ...
-
-    async def direct(self, payment: Payment) -> list[OutboxMessage]:
-        """The payer's direct message about where `payment` now stands (outbox, deduplicated)."""
-        ...
+# The notifier port used to be declared here; the name stays for the adapters that use it.
+PaymentEvents = PaymentNotifier
 
 
 class PaymentProcessor:
-    def __init__(self, repo: PaymentRepository, stripe: StripeGateway, billing: BillingClient,
-                 events: PaymentEvents) -> None:
+    def __init__(self, repo: PaymentRepository, stripe: PaymentIntents, billing: BillingApi,
+                 events: PaymentNotifier) -> None:
         self._repo = repo
         self._stripe = stripe
         self._billing = billing

@@ -3,7 +3,9 @@ charged but that the billing API refused to record (`needs_attention`). (The out
 operator verbs are in `bot/operator.py`.)
 
 `invoicebot payments resolve <id> --refund | --record` calls `resolve`; the CLI framework
-only parses arguments and prints the answer.
+only parses arguments and prints the answer. `resolve_payment` is the same decision with
+its dependencies named (the processor, the payments, the audit log, Stripe's port), so the
+unit tests run it against fakes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from storage.models import PaymentStatus
 
 if TYPE_CHECKING:
     from bot.app import Services
+    from bot.ports import PaymentIntents
+    from bot.processor import PaymentProcessor
+    from storage.audit import AuditLog
+    from storage.payments import PaymentRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,15 @@ def operator_name(given: str | None = None) -> str:
 
 
 async def resolve(services: Services, payment_id: str, how: Resolution, *, by: str) -> Resolved:
-    payment = await services.payments_repo.get(payment_id)
+    return await resolve_payment(payment_id, how, by=by, payments=services.payments_repo,
+                                 processor=services.processor, stripe=services.stripe, audit=services.audit)
+
+
+async def resolve_payment(payment_id: str, how: Resolution, *, by: str, payments: PaymentRepository,
+                          processor: PaymentProcessor, stripe: PaymentIntents, audit: AuditLog) -> Resolved:
+    """The payment's move itself (and its `payment_result` row) is the processor's; this
+    audits the operator's request (`resolve_payment`) and refuses what cannot be done."""
+    payment = await payments.get(payment_id)
     if payment is None:
         raise OperatorError(f"no payment {payment_id}")
     before = payment.status
@@ -60,27 +74,27 @@ async def resolve(services: Services, payment_id: str, how: Resolution, *, by: s
         raise OperatorError(f"{payment.id} is {before}, not needs_attention; only a payment that needs "
                             "attention can be resolved")
 
-    async def audit(outcome: str, **detail: str) -> None:
-        await services.audit.record("resolve_payment", outcome, team_id=payment.team_id, user_id=by,
+    async def audited(outcome: str, **detail: str) -> None:
+        await audit.record("resolve_payment", outcome, team_id=payment.team_id, user_id=by,
                                     invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                     payment_id=payment.id, how=how, by=by, payer=payment.user_id, **detail)
 
     if how == "refund" and payment.method_kind == "bank_debit" and payment.stripe_payment_intent_id and (
-            await services.stripe.retrieve_intent(payment.stripe_payment_intent_id)).status == "processing":
+            await stripe.retrieve_intent(payment.stripe_payment_intent_id)).status == "processing":
         # Stripe cannot refund a bank debit that has not cleared yet.
-        await audit("failed", reason="bank debit still processing")
+        await audited("failed", reason="bank debit still processing")
         raise OperatorError(f"{payment.id}: the bank debit has not cleared yet, so Stripe cannot refund it; "
                             "run this again once it has cleared, or use --record")
     try:
         if how == "refund":
-            after = await services.processor.resolve_refund(payment, by=by)
+            after = await processor.resolve_refund(payment, by=by)
         else:
-            after = await services.processor.resolve_record(payment, by=by)
+            after = await processor.resolve_record(payment, by=by)
     except (StripeRejected, StripeUnavailable, BillingError) as exc:
         reason = exc.message if isinstance(exc, BillingError) else str(exc)
-        await audit("failed", reason=reason)
+        await audited("failed", reason=reason)
         raise OperatorError(f"{payment.id}: {how} failed, nothing changed: {reason}") from None
-    await audit(after.status, reason=after.failure_message or "")
+    await audited(after.status, reason=after.failure_message or "")
     if after.status == PaymentStatus.NEEDS_ATTENTION:
         message = f"{payment.id}: still needs attention: {after.failure_message}"
     else:

@@ -1,0 +1,364 @@
+"""The payment state machine, row by row, in milliseconds.
+
+Every transition and every failure point of docs/payments.md, driven through the real
+`PaymentProcessor`, `Reconciler`, `StripeWebhooks` and operator resolution, over the real
+repositories on an in-memory SQLite database, against the in-memory fakes of the ports
+(tests/fakes.py). Each row says what happens (the live drive, a crash, a restart, Stripe
+finishing later, a webhook, an operator) and what a person checking afterwards finds: the
+payment's state, how many charges Stripe made and how many records billing holds, the
+`payment_result` audit rows (outcome and path), and the channel notices and direct messages
+queued in the outbox.
+
+A "crash" raises out of the processor at that point (before or after the call reached
+Stripe or billing), as a process dying there would; "restart" is what runs next: the
+reconciler's pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.processor import PaymentProcessor
+from bot.reconcile import Reconciler
+from bot.resolutions import Resolved, resolve_payment
+from bot.stripe_webhooks import StripeWebhooks
+from storage.audit import AuditLog
+from storage.models import AuditEvent, OutboxMessage, Payment
+from storage.payments import PaymentRepository
+from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeNotifier, FakeStripe,
+                         Faults, How, Point, memory_database, new_payment, webhook)
+
+SECRET = "whsec_state_machine"
+_events = itertools.count(1)
+
+
+@dataclass
+class World:
+    sessions: async_sessionmaker[AsyncSession]
+    faults: Faults
+    billing: FakeBilling
+    stripe: FakeStripe
+    notifier: FakeNotifier
+    repo: PaymentRepository
+    processor: PaymentProcessor
+    reconciler: Reconciler
+    webhooks: StripeWebhooks
+    payment_id: str = ""
+    answers: list[int] = field(default_factory=list)  # webhook HTTP statuses
+    resolved: list[Resolved] = field(default_factory=list)
+    sent: list[tuple[bytes, str]] = field(default_factory=list)  # webhooks, to deliver again
+
+    async def payment(self) -> Payment:
+        payment = await self.repo.get(self.payment_id)
+        assert payment is not None
+        return payment
+
+    async def audit(self, action: str = "payment_result") -> list[tuple[str, str]]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
+            return [(r.outcome, str(r.detail.get("via") or r.detail.get("how"))) for r in rows]
+
+    async def outbox(self) -> tuple[list[str], list[str]]:
+        """(channel notices' events, direct messages' statuses), in the order queued."""
+        async with self.sessions() as session:
+            keys = [m.dedupe_key for m in await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+        notices = [k.split(":", 1)[1] for k in keys if ":dm:" not in k]
+        dms = [k.split(":dm:", 1)[1] for k in keys if ":dm:" in k]
+        return notices, dms
+
+
+Step = Callable[[World], Awaitable[None]]
+
+
+# -- what happens, step by step ----------------------------------------------------------
+async def live(w: World) -> None:
+    """The submission's own drive (the person watches the modal)."""
+    await w.processor.advance(w.payment_id)
+
+
+def crashing(step: Step) -> Step:
+    async def run(w: World) -> None:
+        with pytest.raises(Crash):
+            await step(w)
+    return run
+
+
+async def restart(w: World) -> None:
+    """The server is back: the reconciler's pass (the CLI's `reconcile`: every unfinished payment now)."""
+    await w.reconciler.run_once(force=True)
+
+
+def arm(point: Point, how: How, times: int = 1) -> Step:
+    async def run(w: World) -> None:
+        w.faults.arm(point, how, times=times)
+    return run
+
+
+async def fixed(w: World) -> None:
+    """Whatever was failing answers again."""
+    w.faults.clear()
+
+
+def stripe_later(action: str, *, ok: bool = True) -> Step:
+    """At Stripe, without us: the cardholder's 3-D Secure, or the bank settling a debit."""
+    async def run(w: World) -> None:
+        intent = (await w.payment()).stripe_payment_intent_id
+        assert intent
+        (w.stripe.authenticate if action == "authenticate" else w.stripe.settle_debit)(intent, ok=ok)
+    return run
+
+
+def event(event_type: str) -> Step:
+    """Stripe sends a webhook (signed) about the payment's intent as it stands at Stripe."""
+    async def run(w: World) -> None:
+        intent = (await w.payment()).stripe_payment_intent_id
+        assert intent
+        body = webhook(SECRET, f"evt_{next(_events)}", event_type, w.stripe.object(intent))
+        w.sent.append(body)
+        w.answers.append((await w.webhooks.handle(*body)).status)
+    return run
+
+
+async def resent(w: World) -> None:
+    """Stripe delivers the last event again (same id)."""
+    w.answers.append((await w.webhooks.handle(*w.sent[-1])).status)
+
+
+def resolve(how: str) -> Step:
+    async def run(w: World) -> None:
+        w.resolved.append(await resolve_payment(w.payment_id, how, by="anna", payments=w.repo,  # type: ignore[arg-type]
+                                                processor=w.processor, stripe=w.stripe,
+                                                audit=AuditLog(w.sessions)))
+    return run
+
+
+# -- the table ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    name: str
+    method: str
+    steps: tuple[Step, ...]
+    state: str
+    charges: int
+    records: int  # billing records of this payment (any status)
+    audit: tuple[tuple[str, str], ...]  # payment_result rows: (outcome, via)
+    notices: tuple[str, ...] = ()
+    dms: tuple[str, ...] = ()
+    answers: tuple[int, ...] = ()
+    record_status: str | None = None
+    refunds: int = 0
+    failure: str | None = None  # a phrase of the failure message
+
+
+LIVE_PAID = (("charged", "live"), ("recorded", "live"))
+RESTART_PAID = (("charged", "reconciler"), ("recorded", "reconciler"))
+ATTENTION = (("charged", "live"), ("needs_attention", "live"))
+THREE_DS = (("requires_action", "live"),)
+
+ROWS = [
+    # The happy paths.
+    Row("card: charged then recorded", CARD, (live,), "recorded", 1, 1, LIVE_PAID, ("paid",),
+        record_status="succeeded"),
+    Row("card declined", DECLINED, (live,), "failed", 0, 0, (("failed", "live"),), failure="declined"),
+    Row("bank debit: processing, then the webhook settles it", BANK_DEBIT,
+        (live, stripe_later("settle"), event("payment_intent.succeeded")), "recorded", 1, 1,
+        (("processing", "live"), ("recorded", "webhook")), ("processing", "settled"), ("recorded",), (200,),
+        record_status="succeeded"),
+    Row("bank debit fails later: failed, the balance back", BANK_DEBIT,
+        (live, stripe_later("settle", ok=False), event("payment_intent.payment_failed")), "failed", 0, 1,
+        (("processing", "live"), ("failed", "webhook")), ("processing", "debit_failed"), ("failed",), (200,),
+        record_status="failed", failure="bank refused"),
+    Row("bank debit settled, no webhook: the reconciler's look", BANK_DEBIT,
+        (live, stripe_later("settle"), restart), "recorded", 1, 1,
+        (("processing", "live"), ("recorded", "reconciler")), ("processing", "settled"), ("recorded",),
+        record_status="succeeded"),
+    Row("3-D Secure, then authenticated (webhook)", THREE_D_SECURE,
+        (live, stripe_later("authenticate"), event("payment_intent.succeeded")), "recorded", 1, 1,
+        THREE_DS + (("charged", "webhook"), ("recorded", "webhook")), ("paid",), ("recorded",), (200,)),
+    Row("3-D Secure failed (webhook): the channel is told", THREE_D_SECURE,
+        (live, stripe_later("authenticate", ok=False), event("payment_intent.payment_failed")), "failed", 0, 0,
+        THREE_DS + (("failed", "webhook"),), ("failed",), ("failed",), (200,), failure="Authentication failed"),
+    Row("3-D Secure authenticated, no webhook: the reconciler's look", THREE_D_SECURE,
+        (live, stripe_later("authenticate"), restart), "recorded", 1, 1,
+        THREE_DS + (("charged", "reconciler"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("3-D Secure not done yet: the reconciler's look changes nothing", THREE_D_SECURE,
+        (live, restart), "requires_action", 0, 0, THREE_DS),
+
+    # Stripe failing around the create.
+    Row("Stripe down before create: failed, nothing charged", CARD,
+        (arm("stripe.create", "timeout_before"), live, restart), "failed", 0, 0, (("failed", "live"),),
+        failure="Stripe isn't answering"),
+    Row("create's answer lost: failed; the unconfirmed intent never charges", CARD,
+        (arm("stripe.create", "timeout_after"), live, restart), "failed", 0, 0, (("failed", "live"),)),
+    Row("Stripe refuses the create", CARD, (arm("stripe.create", "refuse"), live), "failed", 0, 0,
+        (("failed", "live"),), failure="Stripe refused"),
+    Row("crash before create: the reconciler ends it, nothing charged", CARD,
+        (arm("stripe.create", "crash_before"), crashing(live), restart), "failed", 0, 0,
+        (("failed", "reconciler"),), (), ("failed",), failure="interrupted before the card was charged"),
+    Row("crash after create, before the intent is stored: ended, nothing charged", CARD,
+        (arm("stripe.create", "crash_after"), crashing(live), restart), "failed", 0, 0,
+        (("failed", "reconciler"),), (), ("failed",), failure="interrupted"),
+
+    # Stripe failing around the confirm.
+    Row("crash before confirm: the reconciler confirms with the same key", CARD,
+        (arm("stripe.confirm", "crash_before"), crashing(live), restart), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("crash after confirm: the reconciler finds it charged and records it", CARD,
+        (arm("stripe.confirm", "crash_after"), crashing(live), restart), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("confirm times out before Stripe: stays confirming, then confirmed once", CARD,
+        (arm("stripe.confirm", "timeout_before"), live, restart), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("confirm's answer lost: the reconciler finds it charged, one charge", CARD,
+        (arm("stripe.confirm", "timeout_after"), live, restart), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("decline found by the reconciler after a lost answer", DECLINED,
+        (arm("stripe.confirm", "timeout_after"), live, restart), "failed", 0, 0, (("failed", "reconciler"),),
+        (), ("failed",), failure="declined"),
+    Row("crash after a bank debit's confirm; the debit clears before we record it", BANK_DEBIT,
+        (arm("stripe.confirm", "crash_after"), crashing(live), stripe_later("settle"),
+         event("payment_intent.succeeded")), "recorded", 1, 1,
+        (("charged", "webhook"), ("recorded", "webhook")), ("paid",), ("recorded",), (200,),
+        record_status="succeeded"),
+
+    # Billing failing around the record.
+    Row("crash before the billing record: recorded after the restart", CARD,
+        (arm("billing.record", "crash_before"), crashing(live), restart), "recorded", 1, 1,
+        (("charged", "live"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("crash after the billing record: posted again, one record", CARD,
+        (arm("billing.record", "crash_after"), crashing(live), restart), "recorded", 1, 1,
+        (("charged", "live"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("billing down after the charge: stays charged, recorded by the retry", CARD,
+        (arm("billing.record", "down", times=3), live, live, fixed, restart), "recorded", 1, 1,
+        (("charged", "live"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("billing's answer to the record lost: the retry gets the first result", CARD,
+        (arm("billing.record", "timeout_after"), live, restart), "recorded", 1, 1,
+        (("charged", "live"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("billing refuses the record (422): needs attention, told once", CARD,
+        (arm("billing.record", "refuse"), live, restart), "needs_attention", 1, 0, ATTENTION,
+        ("attention",), ("needs_attention",), failure="refused to record"),
+    Row("bank debit's processing record refused: needs attention", BANK_DEBIT,
+        (arm("billing.record", "refuse"), live), "needs_attention", 1, 0,
+        (("needs_attention", "live"),), ("attention",), ("needs_attention",)),
+    Row("bank debit's settle refused (409): needs attention", BANK_DEBIT,
+        (live, stripe_later("settle"), arm("billing.settle", "refuse"), event("payment_intent.succeeded")),
+        "needs_attention", 1, 1, (("processing", "live"), ("needs_attention", "webhook")),
+        ("processing", "attention"), ("needs_attention",), (200,), record_status="processing"),
+    Row("billing down while the webhook settles: 503, Stripe sends it again", BANK_DEBIT,
+        (live, stripe_later("settle"), arm("billing.settle", "down"), event("payment_intent.succeeded"), resent),
+        "recorded", 1, 1, (("processing", "live"), ("recorded", "webhook")), ("processing", "settled"),
+        ("recorded",), (503, 200), record_status="succeeded"),
+
+    # The operator resolves a payment that needs attention.
+    Row("resolve --refund: refunded once, payer and channel told", CARD,
+        (arm("billing.record", "refuse"), live, resolve("refund"), resolve("refund")), "refunded", 1, 0,
+        ATTENTION + (("refunded", "operator"),), ("attention", "refunded"), ("needs_attention", "refunded"),
+        refunds=1),
+    Row("resolve --record once billing is fixed: recorded once", CARD,
+        (arm("billing.record", "refuse"), live, fixed, resolve("record"), resolve("record")), "recorded", 1, 1,
+        ATTENTION + (("recorded", "operator"),), ("attention", "paid"), ("needs_attention", "recorded"),
+        record_status="succeeded"),
+    Row("resolve --record still refused: stays, with the new reason, no new word", CARD,
+        (arm("billing.record", "refuse", times=2), live, resolve("record")), "needs_attention", 1, 0,
+        ATTENTION, ("attention",), ("needs_attention",), failure="exceeds the balance"),
+    Row("resolve --record of a refused settle: recorded", BANK_DEBIT,
+        (live, stripe_later("settle"), arm("billing.settle", "refuse"), event("payment_intent.succeeded"),
+         fixed, resolve("record")), "recorded", 1, 1,
+        (("processing", "live"), ("needs_attention", "webhook"), ("recorded", "operator")),
+        ("processing", "attention", "settled"), ("needs_attention", "recorded"), (200,),
+        record_status="succeeded"),
+
+    # Webhooks late, repeated, out of order.
+    Row("the same webhook twice: acted on once", THREE_D_SECURE,
+        (live, stripe_later("authenticate"), event("payment_intent.succeeded"), resent), "recorded", 1, 1,
+        THREE_DS + (("charged", "webhook"), ("recorded", "webhook")), ("paid",), ("recorded",), (200, 200)),
+    Row("a stale webhook after the end changes nothing", CARD,
+        (live, event("payment_intent.requires_action"), event("payment_intent.processing")), "recorded", 1, 1,
+        LIVE_PAID, ("paid",), (), (200, 200)),
+    Row("a failure webhook after the payment was recorded changes nothing", CARD,
+        (live, event("payment_intent.payment_failed")), "recorded", 1, 1, LIVE_PAID, ("paid",), (), (200,)),
+    Row("the succeeded webhook arrives before the live drive records it", CARD,
+        (arm("billing.record", "down"), live, event("payment_intent.succeeded")), "recorded", 1, 1,
+        (("charged", "live"), ("recorded", "webhook")), ("paid",), ("recorded",), (200,)),
+]
+
+
+async def _run(row: Row, then: Step | None = None) -> World:
+    async with memory_database() as sessions:
+        faults = Faults()
+        billing, stripe, notifier = FakeBilling(faults), FakeStripe(faults), FakeNotifier()
+        repo = PaymentRepository(sessions)
+        processor = PaymentProcessor(repo, stripe, billing, notifier)
+
+        async def card_saved(_metadata: dict[str, str]) -> None:
+            raise AssertionError("no card is saved here")
+
+        w = World(sessions, faults, billing, stripe, notifier, repo, processor, Reconciler(repo, processor),
+                  StripeWebhooks(SECRET, processor, sessions, card_saved))
+        invoice = billing.add_invoice("inv_1", "120.00")
+        w.payment_id = (await repo.create(new_payment(invoice, row.method))).id
+        for step in row.steps:
+            await step(w)
+        await _check(w, row)
+        if then is not None:
+            await then(w)
+        return w
+
+
+async def _check(w: World, row: Row) -> None:
+    payment = await w.payment()
+    audit = await w.audit()
+    notices, dms = await w.outbox()
+    found = dict(state=payment.status, charges=w.stripe.charges, records=len(w.billing.records), audit=tuple(audit),
+                 notices=tuple(notices), dms=tuple(dms), answers=tuple(w.answers), refunds=len(w.stripe.refunds))
+    wanted = dict(state=row.state, charges=row.charges, records=row.records, audit=row.audit, notices=row.notices,
+                  dms=row.dms, answers=row.answers, refunds=row.refunds)
+    assert found == wanted, f"{row.name}: {payment.failure_message!r}"
+    if row.record_status is not None:
+        assert [r["status"] for r in w.billing.records.values()] == [row.record_status]
+    if row.failure is not None:
+        assert row.failure in (payment.failure_message or ""), payment.failure_message
+    # Money moved once at most, whatever was retried: one intent per payment confirmed.
+    assert len([i for i in w.stripe.intents.values() if i["status"] != "requires_confirmation"]) <= 1
+    invoice = w.billing.invoices[payment.invoice_id]
+    if payment.status == "recorded":
+        assert invoice["amount_due"] == "0.00" and invoice["status"] == "paid"
+    elif payment.status in ("failed", "refunded", "needs_attention") and not w.billing.recorded("processing"):
+        assert invoice["amount_due"] == "120.00"  # never recorded, or given back
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+async def test_state_machine(row: Row) -> None:
+    await _run(row)
+
+
+async def test_the_whole_table_runs_in_under_five_seconds() -> None:
+    started = time.perf_counter()
+    for row in ROWS:
+        await _run(row)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 5, f"{len(ROWS)} rows took {elapsed:.2f} s"
+
+
+async def test_resolving_twice_answers_the_second_time_that_nothing_is_left_to_do() -> None:
+    async def then(w: World) -> None:
+        first, second = w.resolved
+        assert (first.before, first.after) == ("needs_attention", "refunded")
+        assert (second.before, second.after) == ("refunded", "refunded") and "nothing to do" in second.message
+        # The operator's request is audited by the resolution, the move itself by the processor.
+        assert await w.audit("resolve_payment") == [("refunded", "refund")]
+        async with w.sessions() as session:
+            [moved] = await session.scalars(select(AuditEvent).where(AuditEvent.outcome == "refunded",
+                                                                     AuditEvent.action == "payment_result"))
+        assert moved.detail["by"] == "anna" and moved.payment_id == w.payment_id
+        assert w.stripe.calls["refund"] == 1
+
+    await _run(next(r for r in ROWS if r.name.startswith("resolve --refund")), then)
+

@@ -224,7 +224,7 @@ def build_services(settings: Settings) -> Services:
     processor = PaymentProcessor(payments_repo, stripe, billing, events)
     pay_sessions = PaySessionRepository(sessions, clock.now)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
-                              clock=clock)
+                              processor, clock=clock)
 
     async def card_saved(metadata: dict[str, str]) -> None:
         await services.card_saved(metadata)

@@ -22,6 +22,7 @@ from bot.invoices import InvoiceService
 from bot.links import LinkSigner
 from bot.money import Money, MoneyError, check_chargeable, parse_amount
 from bot.ports import BillingApi, StripePayments
+from bot.processor import PaymentProcessor
 from bot.stripe_gateway import SavedMethod, StripeUnavailable, StripeRejected
 from storage.audit import AuditLog
 from storage.models import Payment, PaymentStatus, PaySession
@@ -126,7 +127,8 @@ class Submission:
 class PaymentService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingApi,
                  stripe: StripePayments, payments: PaymentRepository, sessions: PaySessionRepository,
-                 audit: AuditLog, links: PayLinks, *, clock: Clock | None = None) -> None:
+                 audit: AuditLog, links: PayLinks, processor: PaymentProcessor, *,
+                 clock: Clock | None = None) -> None:
         self._identity = identity
         self._invoices = invoices
         self._billing = billing
@@ -135,6 +137,7 @@ class PaymentService:
         self._sessions = sessions
         self._audit = audit
         self._links = links
+        self._processor = processor  # every move of a payment is the processor's (and audited there)
         self._clock = clock or SystemClock()
 
     # -- Pay Now -------------------------------------------------------------------------
@@ -367,8 +370,8 @@ class PaymentService:
             problem = exc
         if problem is None:
             return
-        await self._payments.transition(payment.id, [PaymentStatus.CREATED], PaymentStatus.CANCELED,
-                                        failure_message="The invoice changed before the card was charged.")
+        await self._processor.cancel(payment, PaymentStatus.CREATED,
+                                     "The invoice changed before the card was charged.")
         await self._audit.record("submit_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
                                  invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                  payment_id=payment.id, reason=type(problem).__name__)
@@ -382,9 +385,8 @@ class PaymentService:
         result = await self._stripe.cancel_intent(waiting.stripe_payment_intent_id)
         if result.status != "canceled":
             return False
-        moved = await self._payments.transition(
-            waiting.id, [PaymentStatus.REQUIRES_ACTION], PaymentStatus.CANCELED,
-            failure_message="Replaced by a new payment attempt before authentication.")
+        moved = await self._processor.cancel(waiting, PaymentStatus.REQUIRES_ACTION,
+                                             "Replaced by a new payment attempt before authentication.")
         return moved is not None
 
     async def _fresh(self, submission: Submission, invoice_id: str) -> tuple[Viewer, Invoice]:

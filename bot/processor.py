@@ -189,6 +189,14 @@ class PaymentProcessor:
             await self._repo.touch(payment.id, next_attempt_at=utcnow() + dt.timedelta(minutes=10))
         return after
 
+    async def cancel(self, payment: Payment, from_state: PaymentStatus, reason: str) -> Payment | None:
+        """End a payment that can no longer charge: its invoice changed before the card was
+        charged, or a new attempt replaced one waiting for 3-D Secure once Stripe canceled
+        its intent. Audited like every move; None if it had moved on meanwhile."""
+        with driving("live"):
+            moved = await self._move(payment, [S(from_state)], S.CANCELED, failure_message=reason)
+        return moved if moved is not None and moved.status == S.CANCELED else None
+
     async def _create_intent(self, payment: Payment) -> IntentResult:
         return await self._stripe.create_intent(
             # The row keeps ISO minor units (the billing API's scale); Stripe has its own.

@@ -30,7 +30,7 @@ from bot.reconcile import Reconciler
 from bot.resolutions import Resolved, resolve_payment
 from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
-from storage.models import AuditEvent, OutboxMessage, Payment
+from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus
 from storage.payments import PaymentRepository
 from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeNotifier, FakeStripe,
                          Faults, How, Point, memory_database, new_payment, webhook)
@@ -129,6 +129,17 @@ def event(event_type: str) -> Step:
 async def resent(w: World) -> None:
     """Stripe delivers the last event again (same id)."""
     w.answers.append((await w.webhooks.handle(*w.sent[-1])).status)
+
+
+def cancel(reason: str) -> Step:
+    """The payment service gives a payment up before it charged (the invoice changed; or
+    a new attempt replaces one waiting for 3-D Secure, once Stripe canceled its intent)."""
+    async def run(w: World) -> None:
+        payment = await w.payment()
+        if payment.stripe_payment_intent_id:
+            await w.stripe.cancel_intent(payment.stripe_payment_intent_id)
+        await w.processor.cancel(payment, PaymentStatus(payment.status), reason)
+    return run
 
 
 def resolve(how: str) -> Step:
@@ -274,6 +285,14 @@ ROWS = [
         (("processing", "live"), ("needs_attention", "webhook"), ("recorded", "operator")),
         ("processing", "attention", "settled"), ("needs_attention", "recorded"), (200,),
         record_status="succeeded"),
+
+    # Given up before any charge (by the payment service, through the processor).
+    Row("the invoice changed before the charge: canceled, audited", CARD,
+        (cancel("The invoice changed before the card was charged."), restart), "canceled", 0, 0,
+        (("canceled", "live"),), failure="invoice changed"),
+    Row("3-D Secure replaced by a new attempt: canceled; a late webhook changes nothing", THREE_D_SECURE,
+        (live, cancel("Replaced by a new payment attempt."), event("payment_intent.canceled"), restart),
+        "canceled", 0, 0, THREE_DS + (("canceled", "live"),), answers=(200,)),
 
     # Webhooks late, repeated, out of order.
     Row("the same webhook twice: acted on once", THREE_D_SECURE,

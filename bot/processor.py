@@ -13,9 +13,11 @@ whoever looks at it next, with the same idempotency keys: one charge, one record
     needs_attention ──operator: resolve --record──▶ recorded | processing | failed
                     ──operator: resolve --refund──▶ refunded
 
-Every move to an outcome is audited here, whichever path made it (live, webhook,
-reconciler, operator), and an outcome reached anywhere but in front of the person (a live
-submission within its deadline) is also sent to the payer as a direct message, once.
+Every move is audited here, in the same transaction as the move, whichever path made it
+(live, webhook, reconciler, operator): `payment_result` for an outcome, the charge and a
+cancel, `payment_step` for the steps on the way (confirming, debiting). An outcome reached
+anywhere but in front of the person (a live submission within its deadline) is also sent
+to the payer as a direct message, once.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ _via: ContextVar[str] = ContextVar("payment_driver", default="")
 
 # Where a payment ends, or waits on someone else: these are audited and told to the payer.
 OUTCOMES = frozenset({S.RECORDED, S.PROCESSING, S.FAILED, S.REQUIRES_ACTION, S.NEEDS_ATTENTION, S.REFUNDED})
-# Also audited: the moment money has moved.
-_AUDITED = OUTCOMES | {S.CHARGED}
+# Audited as a `payment_result`: those, the moment money has moved, and a payment given up
+# before any charge. Every other move (to confirming, to debiting) is a `payment_step`.
+_AUDITED = OUTCOMES | {S.CHARGED, S.CANCELED}
 
 
 @contextlib.contextmanager
@@ -327,22 +330,23 @@ class PaymentProcessor:
     async def _move(self, payment: Payment, from_states: list[S], to_state: S, *,
                     outbox: list[OutboxMessage] | None = None, **fields: object) -> Payment | None:
         messages = list(outbox or [])
-        audit: list[AuditEvent] = []
         via = _via.get() or "background"
-        if to_state in _AUDITED or to_state is S.CANCELED:
-            preview = _copy(payment, status=to_state.value, **fields)
-            # The payer hears about an outcome in the modal when they are watching it (a
-            # live submission); otherwise, and always for one that needs a person, by DM.
-            if to_state in OUTCOMES and (via != "live" or to_state is S.NEEDS_ATTENTION):
-                messages += await self._events.direct(preview)
-            detail: dict[str, object] = {"via": via, "method": payment.method_label,
-                                         "reason": preview.failure_message or ""}
-            if via == "operator":
-                detail["by"] = _by.get()
-            audit.append(AuditEvent(
-                action="payment_result", outcome=to_state.value, team_id=payment.team_id, user_id=payment.user_id,
-                invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id, payment_id=payment.id,
-                detail=detail))
+        preview = _copy(payment, status=to_state.value, **fields)
+        # The payer hears about an outcome in the modal when they are watching it (a
+        # live submission); otherwise, and always for one that needs a person, by DM.
+        if to_state in OUTCOMES and (via != "live" or to_state is S.NEEDS_ATTENTION):
+            messages += await self._events.direct(preview)
+        detail: dict[str, object] = {"via": via, "method": payment.method_label, "reason": preview.failure_message or ""}
+        if via == "operator":
+            detail["by"] = _by.get()
+        if to_state not in _AUDITED:
+            detail["from"] = payment.status  # a step on the way: the PaymentIntent stored, a debit sent
+        # Every move is audited once, in the same transaction as the move itself (a move
+        # that lost the race writes nothing); results and steps under their own names.
+        audit = [AuditEvent(
+            action="payment_result" if to_state in _AUDITED else "payment_step",
+            outcome=to_state.value, team_id=payment.team_id, user_id=payment.user_id, invoice_id=payment.invoice_id,
+            billing_profile_id=payment.billing_profile_id, payment_id=payment.id, detail=detail)]
         moved = await self._repo.transition(payment.id, from_states, to_state, outbox=messages, audit=audit,
                                             **fields)
         if moved is None:

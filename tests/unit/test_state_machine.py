@@ -20,6 +20,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -36,6 +37,21 @@ from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, Fake
                          Faults, How, Point, memory_database, new_payment, webhook)
 
 SECRET = "whsec_state_machine"
+
+
+class CountingRepository(PaymentRepository):
+    """The real repository, noting every move that took effect (a guarded update that lost
+    its race is not a move)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        self.moves: list[str] = []
+
+    async def transition(self, payment_id: str, from_states: Any, to_state: PaymentStatus, **kwargs: Any) -> Any:
+        moved = await super().transition(payment_id, from_states, to_state, **kwargs)
+        if moved is not None:
+            self.moves.append(to_state.value)
+        return moved
 _events = itertools.count(1)
 
 
@@ -46,7 +62,7 @@ class World:
     billing: FakeBilling
     stripe: FakeStripe
     notifier: FakeNotifier
-    repo: PaymentRepository
+    repo: CountingRepository
     processor: PaymentProcessor
     reconciler: Reconciler
     webhooks: StripeWebhooks
@@ -60,9 +76,10 @@ class World:
         assert payment is not None
         return payment
 
-    async def audit(self, action: str = "payment_result") -> list[tuple[str, str]]:
+    async def audit(self, *actions: str) -> list[tuple[str, str]]:
         async with self.sessions() as session:
-            rows = await session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
+            rows = await session.scalars(select(AuditEvent).where(AuditEvent.action.in_(actions or ["payment_result"]))
+                                         .order_by(AuditEvent.id))
             return [(r.outcome, str(r.detail.get("via") or r.detail.get("how"))) for r in rows]
 
     async def outbox(self) -> tuple[list[str], list[str]]:
@@ -313,7 +330,7 @@ async def _run(row: Row, then: Step | None = None) -> World:
     async with memory_database() as sessions:
         faults = Faults()
         billing, stripe, notifier = FakeBilling(faults), FakeStripe(faults), FakeNotifier()
-        repo = PaymentRepository(sessions)
+        repo = CountingRepository(sessions)
         processor = PaymentProcessor(repo, stripe, billing, notifier)
 
         async def card_saved(_metadata: dict[str, str]) -> None:
@@ -340,6 +357,8 @@ async def _check(w: World, row: Row) -> None:
     wanted = dict(state=row.state, charges=row.charges, records=row.records, audit=row.audit, notices=row.notices,
                   dms=row.dms, answers=row.answers, refunds=row.refunds)
     assert found == wanted, f"{row.name}: {payment.failure_message!r}"
+    # Every move the processor made is in the audit trail once, in order: results and steps.
+    assert [outcome for outcome, _ in await w.audit("payment_result", "payment_step")] == w.repo.moves
     if row.record_status is not None:
         assert [r["status"] for r in w.billing.records.values()] == [row.record_status]
     if row.failure is not None:

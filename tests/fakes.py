@@ -12,13 +12,15 @@
 * `Faults` arms a failure at a named point, before or after the call reaches the fake:
   a crash (`Crash`, raised out of whatever is running, as a process dying there would), a
   timeout (Stripe: `StripeUnavailable`; billing: no answer), billing down (503) or billing
-  refusing for good (422 on a record, 409 on a settle).
+  refusing for good (422 on a record, 409 on a settle), or a call that hangs (before or
+  after it took effect) until whoever waits on it gives up (the submission's deadline).
 
 The real `storage` repositories run on an in-memory SQLite database (`memory_database`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -49,7 +51,8 @@ BANK_DEBIT = "pm_sepa_debit"
 
 Point = Literal["stripe.create", "stripe.confirm", "stripe.retrieve", "stripe.refund", "stripe.cancel",
                 "billing.record", "billing.settle", "billing.get_invoice"]
-How = Literal["crash_before", "crash_after", "timeout_before", "timeout_after", "down", "refuse"]
+How = Literal["crash_before", "crash_after", "timeout_before", "timeout_after", "hang_before", "hang_after", "down",
+              "refuse"]
 
 
 class Crash(Exception):  # noqa: N818 - it is what it simulates
@@ -76,12 +79,18 @@ class Faults:
     async def around(self, point: str, call: Callable[[], Awaitable[T]]) -> T:
         how = self._take(point, "before")
         if how is not None:
-            raise _fault(point, how)
+            await _hang_or_raise(point, how)
         result = await call()
         how = self._take(point, "after")
         if how is not None:
-            raise _fault(point, how)
+            await _hang_or_raise(point, how)
         return result
+
+
+async def _hang_or_raise(point: str, how: How) -> None:
+    if how.startswith("hang"):
+        await asyncio.Event().wait()  # never set: only a timeout or a cancel ends this
+    raise _fault(point, how)
 
 
 def _fault(point: str, how: How) -> Exception:

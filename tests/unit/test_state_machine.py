@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
-from bot.resolutions import OperatorError, Resolved, resolve_payment
+from bot.resolutions import OperatorError, Resolution, Resolved, resolve_payment
 from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus
@@ -169,16 +169,17 @@ def cancel(reason: str) -> Step:
     return run
 
 
-def resolve(how: str, *, refused: str | None = None) -> Step:
+def resolve(how: Resolution, *, refused: str | None = None) -> Step:
+    """`invoicebot payments resolve <id> --refund | --record --by anna`; `refused`: the
+    operator is told why not, and nothing changes."""
     async def run(w: World) -> None:
-        if refused is not None:
-            with pytest.raises(OperatorError, match=refused):
-                await resolve_payment(w.payment_id, how, by="anna", payments=w.repo,  # type: ignore[arg-type]
-                                      processor=w.processor, stripe=w.stripe, audit=AuditLog(w.sessions))
+        call = resolve_payment(w.payment_id, how, by="anna", payments=w.repo, processor=w.processor,
+                               stripe=w.stripe, audit=AuditLog(w.sessions))
+        if refused is None:
+            w.resolved.append(await call)
             return
-        w.resolved.append(await resolve_payment(w.payment_id, how, by="anna", payments=w.repo,  # type: ignore[arg-type]
-                                                processor=w.processor, stripe=w.stripe,
-                                                audit=AuditLog(w.sessions)))
+        with pytest.raises(OperatorError, match=refused):
+            await call
     return run
 
 

@@ -37,6 +37,7 @@ from bot.outbox_worker import OutboxWorker
 from bot.payments import PayLinks, PaymentService
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.routing import NotificationRouter, RoutingService
 from bot.slack_adapters import ListRefresher, SlackChannels, SlackDirectory, SlackPaymentEvents
@@ -44,6 +45,7 @@ from bot.stripe_gateway import StripeGateway, make_client
 from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.db import create_engine, session_factory
+from storage.jobs import JobRepository
 from storage.models import OutboxMessage, Payment, utcnow
 from storage.outbox import OutboxRepository
 from storage.pay_sessions import PaySessionRepository
@@ -80,6 +82,7 @@ class Services:
     installations: AsyncSQLAlchemyInstallationStore | None = None
     home: HomeService | None = None
     home_refresher: HomeRefresher | None = None
+    scheduler: Scheduler | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _work: set[asyncio.Task[Any]] = field(default_factory=set)
     _clients: TTLCache[str, AsyncWebClient] = field(default_factory=lambda: TTLCache(60.0))
@@ -149,6 +152,8 @@ class Services:
             asyncio.create_task(self.outbox.run_forever(), name="outbox"),
             asyncio.create_task(self.reconciler.run_forever(every), name="reconcile"),
         ]
+        if self.scheduler is not None:
+            self._tasks.append(asyncio.create_task(self.scheduler.run_forever(), name="scheduler"))
 
     async def aclose(self, *, drain_seconds: float = 25.0) -> None:
         # SIGTERM: finish the payments in flight before letting go of the database.
@@ -157,6 +162,11 @@ class Services:
             await asyncio.wait(set(self._work), timeout=drain_seconds)
         if self.home_refresher is not None:
             await self.home_refresher.aclose()
+        # The jobs under way finish (their effects queued in the outbox) before the outbox stops.
+        scheduler = [task for task in self._tasks if task.get_name() == "scheduler"]
+        if self.scheduler is not None and scheduler:
+            self.scheduler.stop()
+            await asyncio.wait(scheduler, timeout=drain_seconds)
         # The outbox finishes its pass (and sends what those payments queued) before it stops.
         self.outbox.stop()
         outbox = [task for task in self._tasks if task.get_name() == "outbox"]
@@ -242,7 +252,20 @@ def build_services(settings: Settings) -> Services:
     )
     services.home = HomeService(identity, invoices, payments_repo, services.routing, services.today)
     services.home_refresher = HomeRefresher(services.publish_home, every=HOME_REFRESH_SECONDS)
+    services.scheduler = build_scheduler(services)
     return services
+
+
+def build_scheduler(services: Services) -> Scheduler:
+    """The one scheduler, and the kinds of timed work it runs (bot/jobs.py registers them)."""
+    from bot.jobs import register_jobs  # noqa: PLC0415 - its modules need the services built
+
+    settings = services.settings
+    scheduler = Scheduler(JobRepository(services.sessions), services.clock,
+                          lease_seconds=settings.scheduler_lease_seconds,
+                          poll_seconds=settings.scheduler_poll_seconds)
+    register_jobs(scheduler, services)
+    return scheduler
 
 
 class _DropClientOverToken(logging.Filter):

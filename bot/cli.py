@@ -157,6 +157,13 @@ def outbox_retry(ids: Annotated[list[int] | None, typer.Argument(metavar="ID..."
     _exit(impl.guarded(lambda: impl.outbox_retry(ids or [], all_failed=all_failed)))
 
 
+@app.command()
+def jobs(limit: Annotated[int, typer.Option(min=1, help="at most this many of each list")] = 50,
+         as_json: JsonOption = False) -> None:
+    """The scheduler's jobs: due and upcoming, then recent (run, skipped, failed, canceled)."""
+    _exit(impl.guarded(lambda: impl.jobs(limit=limit, as_json=as_json)))
+
+
 # -- local stand-ins ---------------------------------------------------------------------------
 @app.command()
 def sandbox(host: str = "127.0.0.1", port: int = 8300, db: str = "sandbox-billing.db",

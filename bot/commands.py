@@ -356,6 +356,43 @@ def outbox_retry(ids: Sequence[int], *, all_failed: bool) -> int:
     return asyncio.run(main())
 
 
+def jobs(*, limit: int, as_json: bool) -> int:
+    """The scheduler's jobs: those still to run (soonest first), then the latest finished."""
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+    from storage.jobs import JobRepository  # noqa: PLC0415
+
+    settings = database_settings()
+    require_current_schema(settings)
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        engine = create_engine(settings.database_url)
+        try:
+            repo = JobRepository(session_factory(engine))
+            return await repo.upcoming(limit=limit), await repo.recent(limit=limit)
+        finally:
+            await engine.dispose()
+
+    upcoming, recent = asyncio.run(main())
+
+    def row(job: Any) -> dict[str, Any]:
+        when = job.finished_at if job.finished_at else job.due_at
+        return {"id": job.id, "state": job.status, "kind": job.kind, "key": job.key,
+                "due_at": f"{job.due_at:%Y-%m-%d %H:%M:%S}", "finished_at":
+                f"{job.finished_at:%Y-%m-%d %H:%M:%S}" if job.finished_at else None,
+                "attempts": job.attempts, "held_by": job.locked_by if job.status == "running" else None,
+                "note": job.note, "team_id": job.team_id, "at": f"{when:%Y-%m-%d %H:%M:%S}"}
+
+    columns = [("state", "state"), ("kind", "kind"), ("key", "key"), ("due_at", "due (UTC)"),
+               ("attempts", "tries"), ("held_by", "held by"), ("note", "note")]
+    if as_json:
+        emit([row(j) for j in upcoming] + [row(j) for j in recent], columns, as_json=True, empty="")
+        return 0
+    emit([row(j) for j in upcoming], columns, as_json=False, empty="No jobs to run.", title="Due and upcoming")
+    emit([row(j) for j in recent], [*columns[:3], ("finished_at", "finished (UTC)"), *columns[4:5], columns[6]],
+         as_json=False, empty="No finished jobs yet.", title="Recent")
+    return 0
+
+
 # -- local stand-ins ---------------------------------------------------------------------------
 def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh: bool,
             stripe_api_base: str | None) -> int:

@@ -37,6 +37,12 @@ EXPECTS: dict[str, str] = {
                                    "and the reconciler takes over (a number from 1 to 600, e.g. 25)",
     "RECONCILE_INTERVAL_SECONDS": "seconds between two looks for payments left half-way (a number above 0, e.g. 30)",
     "DEFAULT_LOCALE": "the locale of channel notices, like en-US or de-DE",
+    "DEFAULT_TIMEZONE": "the IANA time zone of digests and scheduled payments, like Europe/Berlin or "
+                        "America/New_York (the billing API's profiles carry none)",
+    "SCHEDULER_POLL_SECONDS": "seconds between two looks for due jobs in each server process (a number above 0, "
+                              "e.g. 5)",
+    "SCHEDULER_LEASE_SECONDS": "seconds a server holds a job it runs before another may take it over if it died "
+                               "(a number from 5 to 3600, e.g. 120)",
     "CLOCK_OFFSET_FILE": "tests and the demo only: a file holding seconds to add to the clock (leave unset)",
     "PUBLIC_URL": "this app's public https base URL, e.g. https://invoicebot.example.com",
     "LOG_FORMAT": "text or json",
@@ -150,6 +156,13 @@ class Settings(DatabaseSettings):
     # Channel notices are read by many people: they use the workspace's locale, not one
     # person's (amounts and dates to a person use that person's Slack locale).
     default_locale: str = "en-US"
+    # Digests and scheduled payments run at a local time of day in this zone: the billing
+    # API's profiles carry no time zone of their own (docs/billing-api.md).
+    default_timezone: str = "UTC"
+    # The scheduler (bot/scheduler.py): how often each process looks for due jobs, and how
+    # long a job's lease lasts (renewed while it runs; a dead process's job is taken over after it).
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)
+    scheduler_lease_seconds: float = Field(default=120.0, ge=5, le=3600)
     # Tests and the demo only: a file holding seconds to add to the clock (unset in production).
     clock_offset_file: Path | None = None
 
@@ -162,6 +175,17 @@ class Settings(DatabaseSettings):
             Locale.parse(value.strip().replace("-", "_"))
         except (UnknownLocaleError, ValueError) as exc:
             raise ValueError("must be a locale like en-US or de-DE") from exc
+        return value.strip()
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone like Europe/Berlin") from exc
         return value.strip()
 
     @field_validator("notify_channel")

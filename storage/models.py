@@ -215,3 +215,53 @@ class ProcessedWebhookEvent(Base):
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
     type: Mapped[str] = mapped_column(String(80))
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class JobStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its time (or for a retry after a failure)
+    RUNNING = "running"      # claimed by a process until `locked_until` (its lease)
+    DONE = "done"
+    SKIPPED = "skipped"      # ran, and found nothing to do or a reason not to act (said in `note`)
+    FAILED = "failed"        # gave up after its tries (the error in `note`)
+    CANCELED = "canceled"
+
+
+class Job(Base):
+    """One piece of timed work (bot/scheduler.py): claimed with a lease by whichever server
+    process finds it due, run once per `key`."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # One job per key (e.g. "digest:T1:bp_eu:2026-12-07"): scheduling twice is a no-op, and
+    # the key is the idempotency key of what the job does (outbox dedupe, payment ids).
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    due_at: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.SCHEDULED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    locked_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    note: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_jobs_status_due", "status", "due_at"),)
+
+
+class ReminderSetting(Base):
+    """A billing profile's due-date digest in one workspace (`/invoices reminders`)."""
+
+    __tablename__ = "reminder_settings"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    billing_profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cadence: Mapped[str] = mapped_column(String(8))  # daily | weekly | off
+    local_time: Mapped[str] = mapped_column(String(5))  # HH:MM in `time_zone`
+    weekday: Mapped[int] = mapped_column(Integer, default=0)  # 0 = Monday (weekly only)
+    days_ahead: Mapped[int] = mapped_column(Integer, default=7)
+    time_zone: Mapped[str] = mapped_column(String(64))  # an IANA name, e.g. Europe/Berlin
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())

@@ -37,6 +37,7 @@ from bot.outbox_worker import OutboxWorker
 from bot.payments import PayLinks, PaymentService
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
+from bot.reminders import ReminderService
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.routing import NotificationRouter, RoutingService
@@ -83,6 +84,7 @@ class Services:
     home: HomeService | None = None
     home_refresher: HomeRefresher | None = None
     scheduler: Scheduler | None = None
+    reminders: ReminderService | None = None  # built with the scheduler (bot/jobs.py)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _work: set[asyncio.Task[Any]] = field(default_factory=set)
     _clients: TTLCache[str, AsyncWebClient] = field(default_factory=lambda: TTLCache(60.0))
@@ -312,6 +314,9 @@ def create_bolt_app(services: Services) -> AsyncApp:
     views.register(app, services)
     events.register(app, services)
     home.register(app, services)
+    from handlers import scheduling  # noqa: PLC0415
+
+    scheduling.register(app, services)
     from handlers import failures  # noqa: PLC0415
 
     failures.register(app)  # a listener that raises anyway: no 500, a line that says whose fault

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from blocks.invoices import Message, help_message, invoice_list_message, notice_message
 from blocks.routes import routes_message
 from bot.invoices import ListQuery, QueryKind
+from handlers import scheduling
 from handlers.common import explanation_for, refusal_reason
 from handlers.requests import CommandRequest
 
@@ -25,6 +26,11 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack()
             message = await _notify(services, request, words[1] if len(words) > 1 else "",
                                     words[2] if len(words) > 2 else "")
+            await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
+            return
+        if words and words[0].lower() in scheduling.SUBCOMMANDS:
+            await ack()
+            message = await scheduling.command(services, request)
             await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
             return
         query = ListQuery.parse(request.text)

@@ -70,6 +70,8 @@ class Stack:
             CLOCK_OFFSET_FILE=str(self.clock_file),
             # Tests wait for the server's own reconciler: a look every 5 s, not production's 30 s.
             RECONCILE_INTERVAL_SECONDS="5",
+            # And for the scheduler's: a look for due jobs every second, not production's 5 s.
+            SCHEDULER_POLL_SECONDS="1",
         )
         env.update(extra)
         return env

@@ -1,0 +1,29 @@
+"""Each billing profile's due-date digest settings, per workspace (`/invoices reminders`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import ReminderSetting, utcnow
+
+
+class ReminderRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get(self, team_id: str, billing_profile_id: str) -> ReminderSetting | None:
+        async with self._sessions() as session:
+            return await session.get(ReminderSetting, (team_id, billing_profile_id))
+
+    async def put(self, setting: ReminderSetting) -> ReminderSetting:
+        """Create or replace one profile's setting."""
+        setting.set_at = utcnow()
+        async with self._sessions.begin() as session:
+            return await session.merge(setting)
+
+    async def for_team(self, team_id: str) -> list[ReminderSetting]:
+        async with self._sessions() as session:
+            return list(await session.scalars(
+                select(ReminderSetting).where(ReminderSetting.team_id == team_id)
+                .order_by(ReminderSetting.billing_profile_id)))

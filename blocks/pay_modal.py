@@ -116,6 +116,9 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
         fee = form.card_fee(paying)
         if fee is not None:
             blocks.append(_fee_block(_fee_text(profile.card_fee_percent, fee, paying, locale)))
+        from blocks.scheduling import when_blocks  # noqa: PLC0415 - it imports this module's neighbours
+
+        blocks.extend(when_blocks(invoice, today=today, locale=locale))
     elif not profile.stripe_customer_id:
         # No Stripe customer: there is no page to add a card on and nothing to refresh, so
         # say so plainly and point at the one way that works.

@@ -38,6 +38,7 @@ from bot.payments import PayLinks, PaymentService
 from bot.processor import PaymentProcessor
 from bot.reconcile import Reconciler
 from bot.reminders import ReminderService
+from bot.scheduled_payments import ScheduledPayments
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.routing import NotificationRouter, RoutingService
@@ -85,6 +86,7 @@ class Services:
     home_refresher: HomeRefresher | None = None
     scheduler: Scheduler | None = None
     reminders: ReminderService | None = None  # built with the scheduler (bot/jobs.py)
+    scheduled_payments: ScheduledPayments | None = None  # likewise
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _work: set[asyncio.Task[Any]] = field(default_factory=set)
     _clients: TTLCache[str, AsyncWebClient] = field(default_factory=lambda: TTLCache(60.0))

@@ -22,9 +22,18 @@ def register_jobs(scheduler: Scheduler, services: Services) -> None:
         await services.payments_repo.add_outbox(messages)
         services.outbox.wake()
 
+    from blocks.scheduling import scheduled_words  # noqa: PLC0415
+    from bot.scheduled_payments import KIND, ScheduledPayments  # noqa: PLC0415
+
     settings = services.settings
+    services.scheduled_payments = ScheduledPayments(
+        scheduler, services.payments, services.identity, services.invoices, services.billing, services.stripe,
+        services.payments_repo, services.processor, services.audit, services.clock, queue, scheduled_words,
+        time_zone=settings.default_timezone)
+    scheduler.register(KIND, services.scheduled_payments.run)
     services.reminders = ReminderService(
         ReminderRepository(services.sessions), scheduler, services.invoices, services.billing, services.router,
         services.audit, services.clock, digest_message, queue, default_timezone=settings.default_timezone,
-        locale=babel_locale(settings.default_locale))
+        locale=babel_locale(settings.default_locale),
+        scheduled_invoices=services.scheduled_payments.scheduled_invoices)
     scheduler.register(DIGEST, services.reminders.run_digest)

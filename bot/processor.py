@@ -83,14 +83,17 @@ class PaymentProcessor:
         self._billing = billing
         self._events = events
 
-    async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None) -> Payment:
+    async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None,
+                      driver: str | None = None) -> Payment:
         """Drive the payment as far as it can go now; returns where it stands.
 
         Stripe or the billing API being down leaves it in an intermediate state with a
         retry time; nothing is lost, the reconciler picks it up. `since`: the status the
         caller last showed (a webhook that already moved it), for the modal update.
+        `driver`: a path other than a live submission starting a payment (the scheduler),
+        so its outcome reaches the payer by DM.
         """
-        with driving("reconciler" if recovering else "live", override=not recovering):
+        with driving(driver or ("reconciler" if recovering else "live"), override=bool(driver) or not recovering):
             return await self._advance(payment_id, recovering=recovering, since=since)
 
     async def _advance(self, payment_id: str, *, recovering: bool, since: str | None) -> Payment:

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
 from bot.errors import FieldProblem
 from bot.processor import OUTCOMES, S, at_rest
+from handlers import scheduling
 from handlers.common import explanation_for
 from handlers.requests import SubmitRequest
 from storage.models import Payment, PaymentStatus, utcnow
@@ -52,6 +53,9 @@ WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the inv
 def register(app: AsyncApp, services: Services) -> None:
     @app.view(CALLBACK_ID)
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        if scheduling.wants_later(body):  # "When to pay" is not now: schedule it (handlers/scheduling.py)
+            await scheduling.submit_later(services, ack, body, client)
+            return
         earlier: Payment | None = None
         try:
             request = SubmitRequest.parse(body)

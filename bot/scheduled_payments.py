@@ -1,0 +1,277 @@
+"""Scheduled payments: Pay Now's *when to pay* (now, on the due date, or a chosen date).
+
+Scheduling checks what a payment now would check (the form is the person's, the amount and
+method, fresh access and balance), then writes one scheduler job (kind `scheduled_payment`)
+to run at `RUN_AT` local time (the deployment's `DEFAULT_TIMEZONE`: the billing API's
+profiles carry no zone) on the chosen day. The job's payload holds the payment's id, chosen
+at scheduling, so however often the job runs (a crash, a lease taken over) it drives the
+same payment row, with the same Stripe idempotency keys: one charge, one record.
+
+On the day, before any money moves, it checks again: the payer still has access; the invoice
+still has a balance (lower: the balance is paid and the payer told; none: cancelled, and the
+payer told why); the method is still saved and valid. Then the payment goes through the one
+state machine (bot/processor.py), off-session, driven as "scheduler", so its outcome reaches
+the payer by DM and the channel gets its usual notice. A job found more than `LATE_LIMIT`
+late (every server was down) charges nothing and asks the payer to pay again instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ulid import ULID
+
+from bot.billing import BillingClient, BillingNotFound
+from bot.clock import Clock
+from bot.errors import FieldProblem, InvoiceNotPayable
+from bot.identity import DEFAULT_LOCALE, AccessDenied, IdentityService, Viewer
+from bot.invoices import InvoiceService
+from bot.money import Money
+from bot.payments import METHOD_FIELD, PaymentService, Submission, card_fee
+from bot.processor import PaymentProcessor
+from bot.scheduler import JobContext, JobResult, Scheduler
+from bot.stripe_gateway import StripeGateway
+from storage.audit import AuditLog
+from storage.models import Job, JobStatus, OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.payments import DuplicateSubmission, PaymentInFlight, PaymentRepository
+
+log = logging.getLogger(__name__)
+
+KIND = "scheduled_payment"
+RUN_AT = dt.time(9, 0)  # local time of day a scheduled payment runs
+LATEST_AFTER_DUE = dt.timedelta(days=30)  # the latest date offered: the due date plus this
+LATE_LIMIT = dt.timedelta(days=1)  # later than this (servers down): ask the payer, don't charge
+WHEN_FIELD = "pay_when"
+DATE_FIELD = "pay_on"
+
+
+class ScheduleProblem(Exception):
+    """A scheduled payment that cannot be made or cancelled; the message is for the person."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A scheduled payment, as the confirmation, the DM and `/invoices scheduled` show it."""
+
+    key: str
+    invoice_id: str
+    invoice_number: str
+    profile_id: str
+    profile_name: str
+    amount: Money
+    method_label: str
+    pay_on: dt.date
+    runs_at: dt.datetime  # UTC
+    time_zone: str
+    user_id: str
+    locale: str
+
+    @classmethod
+    def of(cls, job: Job) -> Scheduled:
+        p = job.payload
+        return cls(job.key, p["invoice_id"], p["invoice_number"], p["billing_profile_id"], p["billing_profile_name"],
+                   Money.from_minor(int(p["amount_minor"]), p["currency"]), p["method_label"],
+                   dt.date.fromisoformat(p["pay_on"]), job.due_at, p["time_zone"], p["user_id"],
+                   p.get("locale") or DEFAULT_LOCALE)
+
+
+def allowed_dates(due_on: dt.date, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day a payment of this invoice may be scheduled for."""
+    return today + dt.timedelta(days=1), max(due_on, today) + LATEST_AFTER_DUE
+
+
+def pay_date(when: str, chosen: dt.date | None, *, due_on: dt.date, today: dt.date) -> dt.date | None:
+    """The day to pay (None: now), or FieldProblem said under the field."""
+    if when == "now":
+        return None
+    first, last = allowed_dates(due_on, today)
+    if when == "due":
+        if due_on < first:
+            raise FieldProblem(WHEN_FIELD, "The due date is today or has passed: pay now, or choose a date.")
+        return due_on
+    if chosen is None:
+        raise FieldProblem(DATE_FIELD, "Choose the date to pay on.")
+    if not first <= chosen <= last:
+        raise FieldProblem(DATE_FIELD, f"Choose a date from {first:%Y-%m-%d} to {last:%Y-%m-%d}.")
+    return chosen
+
+
+Queue = Callable[[list[OutboxMessage]], Awaitable[None]]
+Words = Callable[[str, Scheduled | None, dict[str, Any]], dict[str, Any]]  # (event, payment, extra) -> payload
+
+
+@dataclass
+class ScheduledPayments:
+    scheduler: Scheduler
+    payments: PaymentService
+    identity: IdentityService
+    invoices: InvoiceService
+    billing: BillingClient
+    stripe: StripeGateway
+    repo: PaymentRepository
+    processor: PaymentProcessor
+    audit: AuditLog
+    clock: Clock
+    queue: Queue
+    words: Words  # the DMs' payloads (blocks/scheduling.py)
+    time_zone: str = "UTC"
+
+    def today(self) -> dt.date:
+        return self.clock.now().astimezone(ZoneInfo(self.time_zone)).date()
+
+    def runs_at(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, RUN_AT, tzinfo=ZoneInfo(self.time_zone)).astimezone(dt.UTC)
+
+    # -- scheduling ------------------------------------------------------------------------
+    async def schedule(self, submission: Submission, when: str, chosen: dt.date | None) -> Scheduled:
+        """Check like a payment now, then schedule it (a repeat of the same submission
+        returns the same scheduled payment). Raises FieldProblem, AccessDenied, ..."""
+        key = f"payment:{submission.key}"[:200]
+        existing = await self.scheduler.jobs.by_key(key)
+        if existing is not None and existing.payload.get("user_id") == submission.user_id:
+            return Scheduled.of(existing)
+        pay_session = await self.payments.quick_check(submission)
+        locale = pay_session.locale or DEFAULT_LOCALE
+        amount = self.payments.parse_amount(submission.amount_text, pay_session.currency or "", locale)
+        method = pay_session.offered_methods[submission.method_id or ""]
+        viewer = await self.identity.viewer(submission.team_id, submission.user_id, fresh=True)
+        invoice = await self.billing.get_invoice(pay_session.invoice_id)
+        try:
+            viewer.require(invoice.billing_profile_id)
+        except AccessDenied as exc:
+            await self._deny(viewer, invoice.id, exc.problem.value)
+            raise
+        if not invoice.is_payable:
+            await self._deny(viewer, invoice.id, "invoice_not_payable")
+            raise InvoiceNotPayable(invoice.number, invoice.status)
+        if invoice.currency != amount.currency or amount > invoice.balance:
+            await self._deny(viewer, invoice.id, "amount_exceeds_balance")
+            raise FieldProblem("amount", f"That is more than the balance due of {invoice.balance.format(locale)}.")
+        day = pay_date(when, chosen, due_on=invoice.due_on, today=self.today())
+        assert day is not None
+        profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
+        if not profile.stripe_customer_id:
+            raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
+        if any(j.payload.get("invoice_id") == invoice.id for j in await self._upcoming()):
+            await self._deny(viewer, invoice.id, "already_scheduled")
+            raise ScheduleProblem(f"A payment of {invoice.number} is already scheduled: see `/invoices scheduled`.")
+        payload = {
+            "payment_id": f"pay_{ULID()}", "user_id": viewer.user_id, "paid_by": viewer.email,
+            "invoice_id": invoice.id, "invoice_number": invoice.number, "billing_profile_id": profile.id,
+            "billing_profile_name": profile.name, "invoice_url": invoice.url, "amount_minor": amount.minor,
+            "currency": amount.currency, "method_id": submission.method_id, "method_kind": method["kind"],
+            "method_type": method["type"], "method_label": method["short_label"], "pay_on": day.isoformat(),
+            "time_zone": self.time_zone, "locale": locale, "stripe_customer_id": profile.stripe_customer_id,
+        }
+        job = await self.scheduler.schedule(KIND, key, self.runs_at(day), payload, team_id=viewer.team_id,
+                                            by=viewer.user_id)
+        scheduled = Scheduled.of(job)
+        if job.payload.get("payment_id") == payload["payment_id"]:  # this copy scheduled it: tell once
+            await self.queue([self._dm(job, "scheduled", scheduled)])
+        return scheduled
+
+    async def _upcoming(self) -> list[Job]:
+        return await self.scheduler.jobs.upcoming(kinds=[KIND], limit=10_000)
+
+    async def visible(self, viewer: Viewer) -> list[Scheduled]:
+        """The scheduled payments of the profiles this person may see, soonest first."""
+        return [Scheduled.of(j) for j in await self._upcoming()
+                if j.team_id == viewer.team_id and j.status == JobStatus.SCHEDULED
+                and viewer.access.may_see(j.payload.get("billing_profile_id", ""))]
+
+    async def scheduled_invoices(self, team_id: str, profile_id: str) -> frozenset[str]:
+        return frozenset(j.payload["invoice_id"] for j in await self._upcoming()
+                         if j.team_id == team_id and j.payload.get("billing_profile_id") == profile_id)
+
+    async def cancel(self, team_id: str, user_id: str, key: str) -> Scheduled:
+        """Cancel before it runs: the person who scheduled it, or an admin of its profile."""
+        job = await self.scheduler.jobs.by_key(key)
+        if job is None or job.kind != KIND or job.team_id != team_id:
+            raise ScheduleProblem("That scheduled payment no longer exists.")
+        scheduled = Scheduled.of(job)
+        if job.payload.get("user_id") != user_id:
+            viewer = await self.identity.viewer(team_id, user_id, fresh=True)
+            if not (viewer.access.is_profile_admin and viewer.access.may_see(scheduled.profile_id)):
+                await self.audit.record("cancel_scheduled_payment", "denied", team_id=team_id, user_id=user_id,
+                                        invoice_id=scheduled.invoice_id, reason="not_scheduler_or_admin")
+                raise ScheduleProblem("Only the person who scheduled this payment, or an admin of its billing "
+                                      "profile, can cancel it.")
+        if not await self.scheduler.cancel(key, by=user_id, reason="cancelled by a person"):
+            raise ScheduleProblem("That payment is not waiting any more: it has run, is running, or was "
+                                  "cancelled already. `/invoices` shows where the invoice stands.")
+        await self.queue([self._dm(job, "cancelled", scheduled, by=user_id)])
+        return scheduled
+
+    # -- on the day ------------------------------------------------------------------------
+    async def run(self, job: Job, ctx: JobContext) -> JobResult:
+        p = job.payload
+        scheduled = Scheduled.of(job)
+        existing = await self.repo.get(p["payment_id"])
+        if existing is not None:
+            # A run that died after writing the payment: finish that very payment.
+            payment = await self.processor.advance(existing.id, driver="scheduler")
+            return JobResult.done(f"payment {payment.id}: {payment.status}", payment_id=payment.id)
+        if ctx.late_by(job) > LATE_LIMIT:
+            return await self._skip(job, scheduled, "late", "more than a day late: not charged, payer asked")
+        try:
+            viewer = await self.identity.viewer(job.team_id or "", p["user_id"], fresh=True)
+            invoice = await self.billing.get_invoice(p["invoice_id"])
+            viewer.require(invoice.billing_profile_id)
+        except AccessDenied as exc:
+            return await self._skip(job, scheduled, "no_access", f"no access: {exc.problem.value}")
+        except BillingNotFound:
+            return await self._skip(job, scheduled, "gone", "the invoice no longer exists")
+        if not invoice.is_payable or invoice.amount_due <= 0:
+            return await self._skip(job, scheduled, "paid", f"nothing left to pay ({invoice.status})")
+        amount = scheduled.amount
+        if invoice.currency != amount.currency:
+            return await self._skip(job, scheduled, "changed", "the invoice's currency changed")
+        lowered = invoice.balance < amount
+        if lowered:
+            amount = invoice.balance
+        saved = await self.stripe.saved_methods(p["stripe_customer_id"])
+        method = next((m for m in saved.methods if m.id == p["method_id"]), None)
+        if method is None or method.is_expired(ctx.now.date()):
+            return await self._skip(job, scheduled, "method", "the payment method is no longer saved or valid")
+        payment = Payment(
+            id=p["payment_id"], team_id=job.team_id or "", user_id=p["user_id"], paid_by=viewer.email,
+            invoice_id=invoice.id, invoice_number=invoice.number, billing_profile_id=invoice.billing_profile_id,
+            billing_profile_name=p["billing_profile_name"], invoice_url=invoice.url, amount_minor=amount.minor,
+            currency=amount.currency, method_kind=p["method_kind"], payment_method_id=p["method_id"],
+            payment_method_type=p["method_type"], method_label=p["method_label"],
+            stripe_customer_id=p["stripe_customer_id"], status=PaymentStatus.CREATED.value, locale=scheduled.locale,
+            card_fee_minor=None, submission_key=f"job:{job.key}"[:200], attempts=0)
+        if p["method_kind"] == "card":
+            profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
+            fee = card_fee(profile.card_fee_percent, amount)
+            payment.card_fee_minor = fee.minor if fee else None
+        try:
+            await self.repo.create(payment)
+        except DuplicateSubmission:
+            pass  # written by an earlier run of this job: drive it
+        except PaymentInFlight:
+            return await self._skip(job, scheduled, "busy", "another payment of this invoice is in progress")
+        if lowered:
+            await self.queue([self._dm(job, "lowered", scheduled, paying=amount.minor)])
+        await self.audit.record("scheduled_payment", "started", team_id=job.team_id, user_id=p["user_id"],
+                                invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
+                                payment_id=payment.id, amount=amount.api_string(), lowered=lowered)
+        result = await self.processor.advance(payment.id, driver="scheduler")
+        return JobResult.done(f"payment {result.id}: {result.status}", payment_id=result.id, status=result.status)
+
+    async def _skip(self, job: Job, scheduled: Scheduled, why: str, note: str) -> JobResult:
+        await self.queue([self._dm(job, why, scheduled)])
+        return JobResult.skip(note, reason=why)
+
+    def _dm(self, job: Job, event: str, scheduled: Scheduled, **extra: Any) -> OutboxMessage:
+        return OutboxMessage(dedupe_key=f"{job.key}:{event}"[:200], team_id=job.team_id, channel=scheduled.user_id,
+                             payload=self.words(event, scheduled, extra), attempts=0, next_attempt_at=utcnow())
+
+    async def _deny(self, viewer: Viewer, invoice_id: str, reason: str) -> None:
+        await self.audit.record("schedule_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
+                                invoice_id=invoice_id, reason=reason)

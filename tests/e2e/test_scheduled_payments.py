@@ -1,0 +1,172 @@
+"""Scheduled payments end to end: Pay Now's *when to pay*, the confirmation and DM with
+Cancel, `/invoices scheduled`, and on the day (the bot's clock moved) one charge and one
+record after checking the balance, access and method again."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from tests.e2e.slack_user import SlackUser, texts
+from tests.e2e.test_payment_outcomes import dms_about
+from tests.e2e.world import Person, World
+from tests.harness import Stack
+
+
+def jobs(stack: Stack) -> list[dict[str, Any]]:
+    return json.loads(stack.invoicebot("jobs", "--json", "--limit", "1000").stdout)
+
+
+async def eventually(fetch: Any, keep: Any = None, timeout: float = 30.0, every: float = 0.3) -> Any:
+    """`fetch()` (a coroutine) until it, or `keep` of it, is not empty."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await fetch()
+        if keep is not None:
+            result = keep(result)
+        if result:
+            return result
+        assert time.monotonic() < deadline, "never happened"
+        await asyncio.sleep(every)
+
+
+def seconds_until(day: dt.date, *, after: int = 30) -> int:
+    """From now to 09:00 UTC (DEFAULT_TIMEZONE in the test stack) on `day`, plus `after` s."""
+    at = dt.datetime.combine(day, dt.time(9, 0), tzinfo=dt.UTC)
+    return int((at - dt.datetime.now(dt.UTC)).total_seconds()) + after
+
+
+async def schedule(world: World, person: Person, invoice: dict[str, Any], *, when: str = "due",
+                   on: dt.date | None = None, amount: str | None = None) -> dict[str, Any]:
+    """Pay Now, choose *when to pay*, submit; returns the modal once it shows how it ended."""
+    user = SlackUser(world.slack, person.user_id)
+    listing = await user.command()
+    modal = await user.pay_now(listing, invoice["id"])
+    assert "When to pay" in texts(modal["view"]["blocks"])
+    values: dict[str, Any] = {"pay_when": {"pay_when": when}}
+    if on is not None:
+        values["pay_on"] = {"pay_on": on.isoformat()}
+    if amount is not None:
+        values["amount"] = {"amount": amount}
+    result = await world.slack.submit(person.user_id, modal["id"], values)
+    assert result["status"] == 200, result
+    return await user.wait_view(modal["id"], lambda v: "Scheduling your payment" not in texts(v["view"]["blocks"]))
+
+
+async def record_wire(world: World, invoice: dict[str, Any], amount: str) -> None:
+    """Someone pays (part of) the invoice by wire, outside the bot."""
+    response = await world.billing.post(f"/v1/invoices/{invoice['id']}/payments", json={
+        "payment_id": f"wire-{invoice['id']}", "amount": amount, "currency": invoice["currency"],
+        "method": "bank_debit", "processor": "wire", "processor_payment_id": f"wire-{invoice['id']}",
+        "status": "succeeded", "paid_by": "treasury@acme.example"})
+    assert response.status_code in (200, 201), response.text
+
+
+def due_on(invoice: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(invoice["due_on"])
+
+
+async def test_a_payment_scheduled_for_the_due_date_is_charged_once_on_the_day(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "250.00", due_in_days=3)
+    done = await schedule(world, person, invoice)
+    shown = texts(done["view"]["blocks"])
+    assert "Payment scheduled" in shown and "€250.00" in shown and invoice["number"] in shown
+    assert "09:00 (UTC)" in shown and "Visa •••• 4242" in shown and "Cancel payment" in shown
+    assert await world.intents(profile.customer_id or "") == []  # nothing charged yet
+
+    dm = await eventually(lambda: dms_about(world, person.user_id, invoice))
+    assert "You scheduled a payment" in dm[0]["text"] and "Cancel payment" in texts(dm[0]["blocks"])
+    listed = texts((await SlackUser(world.slack, person.user_id).command("scheduled"))["blocks"])
+    assert invoice["number"] in listed and "Cancel payment" in listed
+    waiting = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "scheduled"]
+    assert any(j["due_at"] == f"{invoice['due_on']} 09:00:00" for j in waiting)
+
+    world.stack.move_clock(seconds_until(due_on(invoice)))
+    try:
+        recorded = await eventually(lambda: world.recorded_payments(invoice["id"]))
+        assert len(recorded) == 1 and recorded[0]["amount"] == "250.00" and recorded[0]["paid_by"] == person.email
+        notice = await world.wait_for_channel_message(invoice["number"], timeout=30)
+        assert "€250.00" in texts(notice["blocks"]) or "€250.00" in notice["text"]
+        went = await eventually(lambda: dms_about(world, person.user_id, invoice),
+                                lambda ms: [m for m in ms if "went through" in m["text"]])
+        assert len(went) == 1
+        await asyncio.sleep(3)  # more scheduler passes change nothing
+        assert len(await world.recorded_payments(invoice["id"])) == 1
+        [intent] = await world.intents(profile.customer_id or "")
+        assert intent["status"] == "succeeded" and intent["amount"] == 25000
+        assert len(await world.notifications_about(invoice["number"])) == 1
+        assert (await world.invoice_now(invoice["id"]))["status"] == "paid"
+    finally:
+        world.stack.move_clock(0)
+
+
+async def test_a_cancelled_scheduled_payment_charges_nothing(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "99.00", due_in_days=5)
+    chosen = dt.date.today() + dt.timedelta(days=2)
+    done = await schedule(world, person, invoice, when="date", on=chosen)
+    assert "Payment scheduled" in texts(done["view"]["blocks"])
+    click = await world.slack.click(person.user_id, "cancel_scheduled_payment", view_id=done["id"])
+    assert click["status"] == 200, click
+    user = SlackUser(world.slack, person.user_id)
+    cancelled = await user.wait_view(done["id"], lambda v: "cancelled" in texts(v["view"]["blocks"]))
+    assert "Nothing was charged" in texts(cancelled["view"]["blocks"])
+    assert invoice["number"] not in texts((await user.command("scheduled"))["blocks"])
+
+    world.stack.move_clock(seconds_until(chosen, after=60))
+    try:
+        await asyncio.sleep(4)
+        assert await world.intents(profile.customer_id or "") == []
+        assert await world.recorded_payments(invoice["id"]) == []
+    finally:
+        world.stack.move_clock(0)
+    assert any("was cancelled" in m["text"] for m in await dms_about(world, person.user_id, invoice))
+    audit = world.stack.invoicebot("audit", "--json", "--limit", "2000").stdout
+    assert '"canceled"' in audit
+
+
+async def test_on_the_day_the_balance_access_and_invoice_are_checked_again(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    payer = await world.person([profile])
+    partly = await world.invoice(profile, "300.00", due_in_days=2)
+    in_full = await world.invoice(profile, "120.00", due_in_days=2)
+    other = await world.profile(currency="EUR", cards=("visa",))
+    leaver = await world.person([other])
+    no_access = await world.invoice(other, "75.00", due_in_days=2)
+    for person, invoice in ((payer, partly), (payer, in_full), (leaver, no_access)):
+        assert "Payment scheduled" in texts((await schedule(world, person, invoice))["view"]["blocks"])
+
+    await record_wire(world, partly, "100.00")  # 200.00 left
+    await record_wire(world, in_full, "120.00")  # nothing left
+    response = await world.billing.post("/_sandbox/users", json={  # the leaver loses the profile
+        "email": leaver.email, "permissions": ["invoice_viewer"], "billing_profile_ids": []})
+    assert response.status_code in (200, 201), response.text
+
+    world.stack.move_clock(seconds_until(due_on(partly)))
+    try:
+        paid = await eventually(lambda: world.recorded_payments(partly["id"]),
+                                lambda ps: [p for p in ps if p["processor"] == "stripe"])
+        assert [p["amount"] for p in paid] == ["200.00"]
+        told = await eventually(lambda: dms_about(world, payer.user_id, partly),
+                                lambda ms: [m for m in ms if "pays the balance" in m["text"]])
+        assert "€200.00" in told[0]["text"]
+        why = await eventually(lambda: dms_about(world, payer.user_id, in_full),
+                               lambda ms: [m for m in ms if "nothing left to pay" in m["text"]])
+        assert "Nothing was charged" in why[0]["text"] or "nothing was charged" in why[0]["text"]
+        lost = await eventually(lambda: dms_about(world, leaver.user_id, no_access),
+                                lambda ms: [m for m in ms if "no longer have access" in m["text"]])
+        assert lost
+        await asyncio.sleep(2)
+        assert [p["processor"] for p in await world.recorded_payments(in_full["id"])] == ["wire"]
+        assert await world.recorded_payments(no_access["id"]) == []
+        assert await world.intents(other.customer_id or "") == []
+        [intent] = await world.intents(profile.customer_id or "")
+        assert intent["amount"] == 20000
+    finally:
+        world.stack.move_clock(0)

@@ -262,7 +262,8 @@ class ScheduledPayments:
                                 invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                 payment_id=payment.id, amount=amount.api_string(), lowered=lowered)
         result = await self.processor.advance(payment.id, driver="scheduler")
-        return JobResult.done(f"payment {result.id}: {result.status}", payment_id=result.id, status=result.status)
+        return JobResult.done(f"payment {result.id}: {result.status}", payment_id=result.id,
+                              payment_status=result.status)
 
     async def _skip(self, job: Job, scheduled: Scheduled, why: str, note: str) -> JobResult:
         await self.queue([self._dm(job, why, scheduled)])

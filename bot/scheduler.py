@@ -166,7 +166,13 @@ class Scheduler:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        if not await self.jobs.finish(job, result.status, now=self._clock.now(), note=result.note, **result.detail):
+        try:
+            held = await self.jobs.finish(job, result.status, now=self._clock.now(), note=result.note,
+                                          detail=result.detail)
+        except Exception:  # noqa: BLE001 - the database away: the lease passes and the job runs again (same key)
+            log.exception("job %s ran but its end could not be recorded", job.key)
+            return
+        if not held:
             log.warning("job %s finished here after its lease passed; the process that took it over records it",
                         job.key)
             return

@@ -146,7 +146,7 @@ class JobRepository:
             return result.rowcount == 1
 
     async def finish(self, job: Job, status: JobStatus, *, now: dt.datetime, note: str | None = None,
-                     **detail: Any) -> bool:
+                     detail: dict[str, Any] | None = None) -> bool:
         """End a claimed job (done, skipped, failed), audited in the same transaction; False
         when the claim was lost (another process has taken the job over)."""
         assert status in FINISHED
@@ -156,8 +156,8 @@ class JobRepository:
                 .values(status=status, finished_at=now, locked_until=None, note=(note or "")[:500] or None))
             if result.rowcount != 1:
                 return False
-            session.add(_audit(job, {J.DONE: "ran"}.get(status, status.value), attempt=job.attempts,
-                               worker=job.locked_by, **({"note": note} if note else {}), **detail))
+            session.add(_audit(job, {J.DONE: "ran"}.get(status, status.value), **{
+                **(detail or {}), "attempt": job.attempts, "worker": job.locked_by, **({"note": note} if note else {})}))
             return True
 
     async def retry_later(self, job: Job, at: dt.datetime, *, error: str) -> bool:

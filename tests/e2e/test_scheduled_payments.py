@@ -10,6 +10,9 @@ import json
 import time
 from typing import Any
 
+import pytest
+
+from sandbox.processes import free_port
 from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.test_payment_outcomes import dms_about
 from tests.e2e.world import Person, World
@@ -43,7 +46,7 @@ async def schedule(world: World, person: Person, invoice: dict[str, Any], *, whe
                    on: dt.date | None = None, amount: str | None = None) -> dict[str, Any]:
     """Pay Now, choose *when to pay*, submit; returns the modal once it shows how it ended."""
     user = SlackUser(world.slack, person.user_id)
-    listing = await user.command()
+    listing = await user.command(invoice["number"])
     modal = await user.pay_now(listing, invoice["id"])
     assert "When to pay" in texts(modal["view"]["blocks"])
     values: dict[str, Any] = {"pay_when": {"pay_when": when}}
@@ -84,7 +87,8 @@ async def test_a_payment_scheduled_for_the_due_date_is_charged_once_on_the_day(w
     listed = texts((await SlackUser(world.slack, person.user_id).command("scheduled"))["blocks"])
     assert invoice["number"] in listed and "Cancel payment" in listed
     waiting = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "scheduled"]
-    assert any(j["due_at"] == f"{invoice['due_on']} 09:00:00" for j in waiting)
+    [mine] = [j for j in waiting if j["due_at"] == f"{invoice['due_on']} 09:00:00"
+              and j["key"].startswith(f"payment:{done['id']}:")]
 
     world.stack.move_clock(seconds_until(due_on(invoice)))
     try:
@@ -101,6 +105,8 @@ async def test_a_payment_scheduled_for_the_due_date_is_charged_once_on_the_day(w
         assert intent["status"] == "succeeded" and intent["amount"] == 25000
         assert len(await world.notifications_about(invoice["number"])) == 1
         assert (await world.invoice_now(invoice["id"]))["status"] == "paid"
+        [job] = [j for j in jobs(world.stack) if j["key"] == mine["key"]]
+        assert job["state"] == "done" and job["attempts"] == 1 and "recorded" in (job["note"] or "")
     finally:
         world.stack.move_clock(0)
 
@@ -115,7 +121,7 @@ async def test_a_cancelled_scheduled_payment_charges_nothing(world: World) -> No
     click = await world.slack.click(person.user_id, "cancel_scheduled_payment", view_id=done["id"])
     assert click["status"] == 200, click
     user = SlackUser(world.slack, person.user_id)
-    cancelled = await user.wait_view(done["id"], lambda v: "cancelled" in texts(v["view"]["blocks"]))
+    cancelled = await user.wait_view(done["id"], lambda v: "Scheduled payment cancelled" in texts(v["view"]["blocks"]))
     assert "Nothing was charged" in texts(cancelled["view"]["blocks"])
     assert invoice["number"] not in texts((await user.command("scheduled"))["blocks"])
 
@@ -170,3 +176,83 @@ async def test_on_the_day_the_balance_access_and_invoice_are_checked_again(world
         assert intent["amount"] == 20000
     finally:
         world.stack.move_clock(0)
+
+
+async def test_a_server_killed_while_a_scheduled_payment_runs_another_finishes_it_once(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "410.00", due_in_days=2)
+    # The only server is the one that dies; its leases last 5 s.
+    world.stack.processes["app"].stop()
+    victim = world.stack.start_app(name="victim", port=world.stack.app_port, SCHEDULER_LEASE_SECONDS="5")
+    survivor = None
+    try:
+        assert "Payment scheduled" in texts((await schedule(world, person, invoice))["view"]["blocks"])
+        # Stripe takes its time with the confirmation: the job is mid-way when the server dies.
+        await world.stripe_fault(r"^/v1/payment_intents/[^/]+/confirm$", "delay", delay_seconds=6)
+        world.stack.move_clock(seconds_until(due_on(invoice)))
+        await eventually(lambda: world.intents(profile.customer_id or ""))
+        running = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "running"]
+        assert running, jobs(world.stack)
+        victim.kill()
+        assert await world.recorded_payments(invoice["id"]) == []
+
+        survivor = world.stack.start_app()
+        recorded = await eventually(lambda: world.recorded_payments(invoice["id"]), timeout=60)
+        assert [p["amount"] for p in recorded] == ["410.00"]
+        await eventually(lambda: dms_about(world, person.user_id, invoice),
+                         lambda ms: [m for m in ms if "went through" in m["text"]])
+        await world.wait_for_channel_message(invoice["number"], timeout=30)
+        await asyncio.sleep(3)
+        assert len(await world.recorded_payments(invoice["id"])) == 1
+        assert [pi["status"] for pi in await world.intents(profile.customer_id or "")] == ["succeeded"]
+        assert len(await world.notifications_about(invoice["number"])) == 1
+        finished = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["key"] == running[0]["key"]]
+        assert finished[0]["state"] == "done" and finished[0]["attempts"] == 2  # taken over after the lease
+    finally:
+        world.stack.move_clock(0)
+        await world.clear_stripe_faults()
+        victim.stop()
+        if survivor is None:
+            world.stack.start_app()
+
+
+async def test_two_servers_on_postgresql_run_100_payments_due_the_same_minute_once_each(world: World) -> None:
+    if not world.stack.database_url.startswith("postgresql"):
+        pytest.skip("two servers sharing jobs is a PostgreSQL deployment (INVOICEBOT_TEST_POSTGRES)")
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    payers = [await world.person([profile]) for _ in range(4)]
+    invoices = [await world.invoice(profile, f"{10 + n}.00", due_in_days=2) for n in range(100)]
+    second = world.stack.start_app(name="second", port=free_port())
+    try:
+        for start in range(0, 100, 4):
+            views = await asyncio.gather(*(schedule(world, payers[n % 4], invoices[n])
+                                           for n in range(start, start + 4)))
+            assert all("Payment scheduled" in texts(v["view"]["blocks"]) for v in views)
+        world.stack.move_clock(seconds_until(due_on(invoices[0]), after=5))
+
+        async def recorded_all() -> bool:
+            counts = await asyncio.gather(*(world.recorded_payments(i["id"]) for i in invoices))
+            return all(counts)
+        await eventually(recorded_all, timeout=180, every=1.0)
+        await asyncio.sleep(3)
+        for invoice in invoices:
+            [payment] = await world.recorded_payments(invoice["id"])
+            assert payment["amount"] == invoice["amount_due"]
+        intents = await world.intents(profile.customer_id or "")
+        assert len(intents) == 100 and all(pi["status"] == "succeeded" for pi in intents)
+
+        async def announced() -> bool:
+            body = texts([m["blocks"] for m in await world.channel_messages()])
+            return all(i["number"] in body for i in invoices)
+        await eventually(announced, timeout=120, every=1.0)
+        for invoice in invoices:
+            assert len(await world.notifications_about(invoice["number"])) == 1
+        audit = json.loads(world.stack.invoicebot("audit", "--json", "--limit", "5000").stdout)
+        ran = [e for e in audit if e["action"] == "job:scheduled_payment" and e["outcome"] == "ran"
+               and e["invoice_id"] in {i["id"] for i in invoices}]
+        assert len(ran) == 100, sorted({(e["action"], e["outcome"]) for e in audit})
+        assert len({e["detail"]["worker"] for e in ran}) == 2  # both servers took a share
+    finally:
+        world.stack.move_clock(0)
+        second.stop()

@@ -12,6 +12,12 @@ from bot.money import Money
 from storage.models import Payment
 
 
+def _scheduled(payment: Payment) -> str:
+    from bot.scheduled_payments import is_scheduled  # noqa: PLC0415 - a scheduled payment says so
+
+    return " · :calendar: scheduled payment" if is_scheduled(payment) else ""
+
+
 def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> dict[str, Any]:
     """A channel notice, in the workspace's locale (many people read it)."""
     amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
@@ -57,7 +63,7 @@ def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> di
         raise ValueError(event)
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=clip(head, 3000))).to_dict(),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Payment {payment.id} · Stripe {payment.stripe_payment_intent_id or '—'}")]).to_dict(),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Payment {payment.id}{_scheduled(payment)} · Stripe {payment.stripe_payment_intent_id or '—'}")]).to_dict(),
     ]
     fallback = clip(head.replace("*", ""), 3000)
     return {"text": fallback, "blocks": blocks}

@@ -50,6 +50,15 @@ WHEN_FIELD = "pay_when"
 DATE_FIELD = "pay_on"
 
 
+# A scheduled payment's row carries its job's key as its submission key: what marks it as
+# scheduled in the notices.
+SUBMISSION_PREFIX = "job:payment:"
+
+
+def is_scheduled(payment: Payment) -> bool:
+    return (payment.submission_key or "").startswith(SUBMISSION_PREFIX)
+
+
 class ScheduleProblem(Exception):
     """A scheduled payment that cannot be made or cancelled; the message is for the person."""
 
@@ -246,6 +255,7 @@ class ScheduledPayments:
             payment_method_type=p["method_type"], method_label=p["method_label"],
             stripe_customer_id=p["stripe_customer_id"], status=PaymentStatus.CREATED.value, locale=scheduled.locale,
             card_fee_minor=None, submission_key=f"job:{job.key}"[:200], attempts=0)
+        assert is_scheduled(payment), job.key
         if p["method_kind"] == "card":
             profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
             fee = card_fee(profile.card_fee_percent, amount)
@@ -262,6 +272,9 @@ class ScheduledPayments:
                                 invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                 payment_id=payment.id, amount=amount.api_string(), lowered=lowered)
         result = await self.processor.advance(payment.id, driver="scheduler")
+        if result.status == PaymentStatus.FAILED:
+            # The processor's DM says why; this one offers another method at once.
+            await self.queue([self._dm(job, "declined", scheduled)])
         return JobResult.done(f"payment {result.id}: {result.status}", payment_id=result.id,
                               payment_status=result.status)
 

@@ -39,6 +39,8 @@ def help_message() -> Message:
         "• `/invoices <profile name or id>`: one billing profile's invoices\n"
         "• `/invoices <invoice number>`: find one invoice, e.g. `/invoices INV-2026-0042`\n"
         "• `/invoices notify`: where payment notifications go (admins: `/invoices notify #channel [profile]`)\n"
+        "• `/invoices scheduled`: payments scheduled for later (*When to pay* in Pay Now), with Cancel\n"
+        "• `/invoices reminders`: due-date digests (admins: `/invoices reminders <profile> daily|weekly|off [HH:MM]`)\n"
         "• `/invoices help`: this message\n"
         "Cards are charged through Stripe; a new card is added on Stripe's own page, never typed into Slack."
     )
@@ -72,7 +74,8 @@ def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) 
         DividerBlock().to_dict(),
     ]
     for index, row in enumerate(shown):
-        blocks.append(_row(row, index, today, listing.query.as_text, locale))
+        blocks.append(_row(row, index, today, listing.query.as_text, locale,
+                           scheduled=row.invoice.id in listing.scheduled))
     first = page * PAGE_SIZE + 1
     context = f"Showing {first}–{first + len(shown) - 1} of {len(rows)} · Sorted by due date · `/invoices help`"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
@@ -97,7 +100,8 @@ def _title(listing: InvoiceListing) -> str:
     return "Invoices to pay"
 
 
-def _row(row: InvoiceRow, index: int, today: dt.date, query: str, locale: str) -> dict[str, Any]:
+def _row(row: InvoiceRow, index: int, today: dt.date, query: str, locale: str, *,
+         scheduled: bool = False) -> dict[str, Any]:
     invoice = row.invoice
     due = f"Due {day(invoice.due_on, locale)}"
     if row.overdue:
@@ -105,6 +109,8 @@ def _row(row: InvoiceRow, index: int, today: dt.date, query: str, locale: str) -
         due = (f":warning: *Overdue* · was due {day(invoice.due_on, locale)}"
                + (f" ({late} days ago)" if late > 0 else ""))
     partly = " · partly paid" if invoice.status == "partially_paid" else ""
+    if scheduled:
+        partly += " · :calendar: payment scheduled (`/invoices scheduled`)"
     text = (
         f"*{safe(invoice.number, 120)}* · {safe(row.profile_name, 200)}\n"
         f"{due}{partly}\n"

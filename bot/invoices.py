@@ -8,7 +8,7 @@ import datetime as dt
 import enum
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -88,6 +88,7 @@ class InvoiceListing:
     matched_number: bool = False  # the search found an invoice by its number
     locale: str = "en_US"  # the viewer's: amounts and dates are shown in it
     unpayable: list[UnpayableMatch] = field(default_factory=list)  # found by number, not payable
+    scheduled: frozenset[str] = frozenset()  # ids of the invoices with a scheduled payment
 
 
 class PaymentHistory(Protocol):
@@ -101,6 +102,9 @@ class InvoiceService:
         self._clock = clock or SystemClock()
         self._profiles: TTLCache[str, BillingProfile] = TTLCache(profile_ttl_seconds)
         self._payments = payments
+        # The invoice ids with a scheduled payment in a workspace (bot/scheduled_payments.py),
+        # wired by the app once the scheduler exists.
+        self.scheduled_for: Callable[[str], Awaitable[frozenset[str]]] | None = None
 
     def today(self) -> dt.date:
         return self._clock.now().date()
@@ -143,8 +147,9 @@ class InvoiceService:
         unpayable: list[UnpayableMatch] = []
         if query.kind is QueryKind.SEARCH and not rows and _LOOKS_LIKE_NUMBER.match(query.text):
             unpayable = await self._unpayable_by_number(viewer, profile_ids, profiles, query.text)
+        scheduled = await self.scheduled_for(viewer.team_id) if self.scheduled_for and rows else frozenset()
         return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number,
-                              viewer.locale, unpayable)
+                              viewer.locale, unpayable, scheduled)
 
     async def _unpayable_by_number(self, viewer: Viewer, profile_ids: list[str],
                                    profiles: dict[str, BillingProfile], number: str) -> list[UnpayableMatch]:

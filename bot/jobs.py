@@ -31,6 +31,7 @@ def register_jobs(scheduler: Scheduler, services: Services) -> None:
         services.payments_repo, services.processor, services.audit, services.clock, queue, scheduled_words,
         time_zone=settings.default_timezone)
     scheduler.register(KIND, services.scheduled_payments.run)
+    services.invoices.scheduled_for = services.scheduled_payments.scheduled_for_team
     services.reminders = ReminderService(
         ReminderRepository(services.sessions), scheduler, services.invoices, services.billing, services.router,
         services.audit, services.clock, digest_message, queue, default_timezone=settings.default_timezone,

@@ -166,7 +166,7 @@ class ScheduledPayments:
         profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
             raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
-        if any(j.payload.get("invoice_id") == invoice.id for j in await self._upcoming()):
+        if any(j.payload.get("invoice_id") == invoice.id for j in await self._upcoming(viewer.team_id)):
             await self._deny(viewer, invoice.id, "already_scheduled")
             raise ScheduleProblem(f"A payment of {invoice.number} is already scheduled: see `/invoices scheduled`.")
         payload = {
@@ -184,18 +184,21 @@ class ScheduledPayments:
             await self.queue([self._dm(job, "scheduled", scheduled)])
         return scheduled
 
-    async def _upcoming(self) -> list[Job]:
-        return await self.scheduler.jobs.upcoming(kinds=[KIND], limit=10_000)
+    async def _upcoming(self, team_id: str | None = None) -> list[Job]:
+        return await self.scheduler.jobs.upcoming(kinds=[KIND], team_id=team_id, limit=10_000)
 
     async def visible(self, viewer: Viewer) -> list[Scheduled]:
         """The scheduled payments of the profiles this person may see, soonest first."""
-        return [Scheduled.of(j) for j in await self._upcoming()
-                if j.team_id == viewer.team_id and j.status == JobStatus.SCHEDULED
+        return [Scheduled.of(j) for j in await self._upcoming(viewer.team_id)
+                if j.status == JobStatus.SCHEDULED
                 and viewer.access.may_see(j.payload.get("billing_profile_id", ""))]
 
     async def scheduled_invoices(self, team_id: str, profile_id: str) -> frozenset[str]:
-        return frozenset(j.payload["invoice_id"] for j in await self._upcoming()
-                         if j.team_id == team_id and j.payload.get("billing_profile_id") == profile_id)
+        return frozenset(j.payload["invoice_id"] for j in await self._upcoming(team_id)
+                         if j.payload.get("billing_profile_id") == profile_id)
+
+    async def scheduled_for_team(self, team_id: str) -> frozenset[str]:
+        return frozenset(j.payload["invoice_id"] for j in await self._upcoming(team_id))
 
     async def cancel(self, team_id: str, user_id: str, key: str) -> Scheduled:
         """Cancel before it runs: the person who scheduled it, or an admin of its profile."""

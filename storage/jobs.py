@@ -180,9 +180,11 @@ class JobRepository:
             return await session.get(Job, job_id)
 
     async def upcoming(self, *, kinds: Sequence[str] = (), key_prefix: str | None = None,
-                       limit: int = 100) -> list[Job]:
+                       team_id: str | None = None, limit: int = 100) -> list[Job]:
         """Jobs still to run (scheduled or running), soonest first."""
         query = select(Job).where(Job.status.in_([J.SCHEDULED, J.RUNNING])).order_by(Job.due_at, Job.id).limit(limit)
+        if team_id is not None:
+            query = query.where(Job.team_id == team_id)
         if kinds:
             query = query.where(Job.kind.in_(list(kinds)))
         if key_prefix:

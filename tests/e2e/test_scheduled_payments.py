@@ -86,6 +86,8 @@ async def test_a_payment_scheduled_for_the_due_date_is_charged_once_on_the_day(w
     assert "You scheduled a payment" in dm[0]["text"] and "Cancel payment" in texts(dm[0]["blocks"])
     listed = texts((await SlackUser(world.slack, person.user_id).command("scheduled"))["blocks"])
     assert invoice["number"] in listed and "Cancel payment" in listed
+    listing = texts((await SlackUser(world.slack, person.user_id).command(invoice["number"]))["blocks"])
+    assert "payment scheduled" in listing
     waiting = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "scheduled"]
     [mine] = [j for j in waiting if j["due_at"] == f"{invoice['due_on']} 09:00:00"
               and j["key"].startswith(f"payment:{done['id']}:")]

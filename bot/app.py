@@ -262,13 +262,15 @@ def build_services(settings: Settings) -> Services:
 
 def build_scheduler(services: Services) -> Scheduler:
     """The one scheduler, and the kinds of timed work it runs (bot/jobs.py registers them)."""
-    from bot.jobs import register_jobs  # noqa: PLC0415 - its modules need the services built
+    from blocks.reminders import digest_message  # noqa: PLC0415 - blocks imports bot.reminders
+    from blocks.scheduling import scheduled_words  # noqa: PLC0415
+    from bot.jobs import Renderers, register_jobs  # noqa: PLC0415
 
     settings = services.settings
     scheduler = Scheduler(JobRepository(services.sessions), services.clock,
                           lease_seconds=settings.scheduler_lease_seconds,
                           poll_seconds=settings.scheduler_poll_seconds)
-    register_jobs(scheduler, services)
+    register_jobs(scheduler, services, Renderers(digest=digest_message, scheduled_payment=scheduled_words))
     return scheduler
 
 

@@ -1,0 +1,65 @@
+"""Scheduled payments' pure parts: which dates may be chosen, and what the payer is told."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from blocks.scheduling import CANCEL_SCHEDULED, scheduled_words, when_blocks
+from bot.billing import Invoice
+from bot.errors import FieldProblem
+from bot.money import Money
+from bot.scheduled_payments import Scheduled, allowed_dates, pay_date
+
+TODAY = dt.date(2026, 12, 2)
+DUE = dt.date(2026, 12, 10)
+
+
+def test_the_dates_run_from_tomorrow_to_30_days_after_the_due_date() -> None:
+    assert allowed_dates(DUE, TODAY) == (dt.date(2026, 12, 3), dt.date(2027, 1, 9))
+    assert pay_date("now", None, due_on=DUE, today=TODAY) is None
+    assert pay_date("due", None, due_on=DUE, today=TODAY) == DUE
+    assert pay_date("date", dt.date(2027, 1, 9), due_on=DUE, today=TODAY) == dt.date(2027, 1, 9)
+    for bad in (TODAY, dt.date(2027, 1, 10), dt.date(2026, 11, 30)):
+        with pytest.raises(FieldProblem) as problem:
+            pay_date("date", bad, due_on=DUE, today=TODAY)
+        assert problem.value.field == "pay_on" and "2026-12-03 to 2027-01-09" in problem.value.message
+    with pytest.raises(FieldProblem, match="pay now, or choose a date"):
+        pay_date("due", None, due_on=TODAY, today=TODAY)  # due today: nothing to wait for
+    with pytest.raises(FieldProblem, match="Choose the date"):
+        pay_date("date", None, due_on=DUE, today=TODAY)
+
+
+def test_the_modal_offers_the_due_date_only_while_it_is_ahead() -> None:
+    invoice = Invoice(id="inv_1", number="INV-1", billing_profile_id="bp", status="open", currency="EUR",
+                      total="10.00", amount_due="10.00", due_on=DUE)
+    [when, on] = [b.to_dict() for b in when_blocks(invoice, today=TODAY, locale="en_US")]
+    assert [o["value"] for o in when["element"]["options"]] == ["now", "due", "date"]
+    assert when["element"]["initial_option"]["value"] == "now" and when["optional"] and on["optional"]
+    assert "Dec 3, 2026" in on["hint"]["text"] and "Jan 9, 2027" in on["hint"]["text"]
+    past = invoice.model_copy(update={"due_on": TODAY})
+    [when, _] = [b.to_dict() for b in when_blocks(past, today=TODAY, locale="en_US")]
+    assert [o["value"] for o in when["element"]["options"]] == ["now", "date"]
+
+
+def scheduled() -> Scheduled:
+    return Scheduled("payment:V1:h", "inv_1", "INV-1", "bp", "Acme GmbH", Money.from_minor(25000, "EUR"),
+                     "Visa •••• 4242", DUE, dt.datetime(2026, 12, 10, 8, 0, tzinfo=dt.UTC), "Europe/Berlin", "U1",
+                     "de_DE")
+
+
+def test_the_payer_is_told_in_their_locale_with_cancel_or_pay_now() -> None:
+    told = scheduled_words("scheduled", scheduled(), {})
+    assert "250,00" in told["text"] and "09:00 (Europe/Berlin)" in told["text"]
+    [cancel] = [e for b in told["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert cancel["action_id"] == CANCEL_SCHEDULED and cancel["value"] == "payment:V1:h" and "confirm" in cancel
+    lowered = scheduled_words("lowered", scheduled(), {"paying": 20000})
+    assert "200,00" in lowered["text"]
+    for event in ("late", "method", "declined"):
+        [pay] = [e for b in scheduled_words(event, scheduled(), {})["blocks"] if b["type"] == "actions"
+                 for e in b["elements"]]
+        assert pay["text"]["text"] == "Pay Now" and json.loads(pay["value"]) == {"invoice": "inv_1"}
+    paid = scheduled_words("paid", scheduled(), {})
+    assert "nothing was charged" in paid["text"] and not [b for b in paid["blocks"] if b["type"] == "actions"]

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 
 from blocks.home import home_view, route_modal
-from bot.errors import Explanation
+from handlers.errors import Explanation
 from bot.home import RECENT, SOONEST, HomeRefresher, HomeView
 from bot.invoices import InvoiceRow
 from bot.money import Money

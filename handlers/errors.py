@@ -18,6 +18,7 @@ from bot.billing import BillingError
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
 from bot.identity import AccessDenied, AccessProblem
 from bot.links import LinkInvalid
+from bot.money import MoneyError
 from bot.routing import RouteProblem
 from bot.stripe_gateway import StripeRejected, StripeUnavailable
 from handlers.requests import BadPayload
@@ -108,6 +109,7 @@ WORDS: dict[type[BaseException], Entry] = {
         "This form has expired", "This payment form is no longer valid. Nothing was charged. Close it and press "
         "*Pay Now* on the invoice again.")),
     FieldProblem: Entry(lambda exc: Explanation("Check the form", str(exc))),
+    MoneyError: Entry(lambda exc: Explanation("Check the amount", str(exc))),  # its message is written for people
     PaymentAlreadyInProgress: Entry(_in_progress),  # type: ignore[arg-type]
     BillingError: Entry(_billing),  # type: ignore[arg-type]
     StripeUnavailable: Entry(Explanation(

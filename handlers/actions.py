@@ -16,7 +16,7 @@ from blocks.invoices import PAGE, PAY_NOW, notice_message, parse_page_value, par
 from blocks.pay_modal import (
     ADD_CARD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
 )
-from bot.clock import Clock
+from bot.clock import Clock, today
 from bot.invoices import ListQuery
 from bot.errors import FieldProblem
 from bot.payments import AMOUNT_FIELD, PaymentService
@@ -52,7 +52,7 @@ def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, au
             form = await payments.open_form(
                 team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id,
                 view_id=view_id, list_response_url=request.response_url, list_query=list_query)
-            return pay_form_view(form, today=clock.now().date())
+            return pay_form_view(form, today=today(clock))
 
         await client.views_update(view_id=view_id, view=await after_ack(form_view(), refused=_words_view))
 
@@ -109,7 +109,7 @@ def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, au
         async def form_view() -> dict[str, Any]:
             form = await payments.reload_form(team_id=request.team_id, user_id=request.user_id,
                                               session_id=request.private_metadata)
-            return pay_form_view(form, today=clock.now().date())
+            return pay_form_view(form, today=today(clock))
 
         await client.views_update(view_id=request.view_id, view=await after_ack(form_view(), refused=_words_view))
 

@@ -28,7 +28,7 @@ from starlette.responses import Response
 
 from bot.billing import BillingClient
 from bot.cards import CardSaved
-from bot.clock import clock_from
+from bot.clock import clock_from, today
 from bot.home import HomeRefresher, HomeService
 from bot.identity import IdentityService
 from bot.invoices import InvoiceService
@@ -154,7 +154,7 @@ def build_app(settings: Settings) -> Invoicebot:
     router = NotificationRouter(settings.notify_channel, routes)
     routing = RoutingService(routes, invoices, SlackChannels(client_for), audit, settings.notify_channel)
     lists = ListRenderer(identity, invoices, clock)
-    home_service = HomeService(identity, invoices, payments_repo, routing, lambda: clock.now().date(),
+    home_service = HomeService(identity, invoices, payments_repo, routing, lambda: today(clock),
                                explain=explain)
     publish_home = HomePublisher(home_service, client_for)
     home_refresher = HomeRefresher(publish_home, every=HOME_REFRESH_SECONDS)

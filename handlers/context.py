@@ -14,6 +14,11 @@ where this surface can show it (a modal, the response_url, a DM). A failure of `
 itself (Slack's API down) reaches the Bolt error handler (handlers/failures.py), which logs
 it in one line. Payment work that must finish even when the server stops goes through
 `Background.track` first (handlers/views.py).
+
+The one wait before a `views.update`: a modal submission's own answer (`ack(response_action=
+"update")`) is applied by Slack when it arrives, so a `views.update` that comes sooner would be
+overwritten by it. Only that listener waits (`handlers/views.py: SETTLE_SECONDS`, 1 s after
+its answer); every other update follows a `views.open` whose answer Slack has already applied.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from blocks.invoices import Message, invoice_list_message
 from blocks.notifications import DIGEST_SIZE, card_saved_message, digest, payer_message, payment_notice
 from blocks.pay_modal import pay_form_view, payment_view
 from bot.cache import TTLCache
-from bot.clock import Clock
+from bot.clock import Clock, today
 from bot.home import HomeService
 from bot.identity import DEFAULT_LOCALE, DirectoryEntry, IdentityService, Viewer, babel_locale
 from bot.invoices import InvoiceService, ListQuery
@@ -96,7 +96,7 @@ class SlackCardNotices:
 
     async def show_form(self, team_id: str, view_id: str, form: PayForm) -> None:
         await (await self._client_for(team_id)).views_update(
-            view_id=view_id, view=pay_form_view(form, today=self._clock.now().date()))
+            view_id=view_id, view=pay_form_view(form, today=today(self._clock)))
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class ListRenderer:
     async def message(self, viewer: Viewer, query: ListQuery, page: int = 0) -> tuple[Message, int]:
         """The message and the number of invoices it lists."""
         listing = await self._invoices.list_payable(viewer, query)
-        return invoice_list_message(listing, page=page, today=self._clock.now().date()), len(listing.rows)
+        return invoice_list_message(listing, page=page, today=today(self._clock)), len(listing.rows)
 
     async def __call__(self, team_id: str, user_id: str, query_text: str) -> dict[str, Any]:
         viewer = await self._identity.viewer(team_id, user_id)

@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
-from bot.clock import Clock
+from bot.clock import Clock, today
 from bot.errors import FieldProblem
 from bot.payments import PayLinks, PaymentService, Submitted
 from bot.processor import OUTCOMES, S, PaymentProcessor, at_rest
@@ -69,7 +69,7 @@ class _Services:
         return self.background.track(work)
 
     def today(self) -> dt.date:
-        return self.clock.now().date()
+        return today(self.clock)
 
 
 def _words_view(refusal: Refusal) -> dict[str, Any]:

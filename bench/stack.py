@@ -3,7 +3,7 @@ the way production and the e2e tests start them:
 
 * localstripe (`python -m sandbox.stripe`), the billing sandbox (`python -m sandbox.billing`)
   and the Slack stand-in (`python -m sandbox.slack`);
-* the app itself, `python -m bot.cli serve --workers N` (uvicorn, Bolt's Starlette adapter),
+* the app itself, `python -m handlers.entry serve --workers N` (uvicorn, Bolt's Starlette adapter),
   on SQLite or on a throw-away PostgreSQL database;
 * the bare Bolt app (`python -m bench.bare_app --workers N`), the floor we compare against.
 
@@ -188,11 +188,11 @@ def start_app(sandboxes: Sandboxes, database_url: str, workers: int, workdir: Pa
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = app_env(sandboxes, database_url, url)
-    migrated = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, capture_output=True,
+    migrated = subprocess.run([sys.executable, "-m", "handlers.entry", "db", "upgrade"], env=env, capture_output=True,
                               text=True, timeout=120, stdin=subprocess.DEVNULL)
     if migrated.returncode != 0:
         raise RuntimeError(f"invoicebot db upgrade failed:\n{migrated.stdout}\n{migrated.stderr}")
-    process = Process("app", [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    process = Process("app", [sys.executable, "-m", "handlers.entry", "serve", "--host", "127.0.0.1", "--port", str(port),
                               "--workers", str(workers)], env, workdir / "app.log", f"{url}/healthz")
     process.start()
     _wait_for_workers(process, workers)

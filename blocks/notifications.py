@@ -125,3 +125,9 @@ def digest(payloads: list[dict[str, Any]]) -> dict[str, Any]:
 
 # Notices are two blocks each (plus a divider between): ten stay well inside 50 blocks.
 DIGEST_SIZE = 10
+
+
+def card_saved_message() -> dict[str, Any]:
+    """The DM after a card was saved on Stripe's page (bot/cards.py tells it)."""
+    return {"text": ":credit_card: Your new card is saved with Stripe. Press *Refresh* in the payment "
+                    "window (or *Pay Now* again) to pay with it."}

@@ -71,7 +71,7 @@ def manifest_bot_scopes() -> tuple[str, ...]:
     """The bot scopes `manifest.yml` asks for (what tests/unit/test_manifest.py reads); the
     code's own list when the manifest is not next to the code (a wheel install), which that
     test keeps equal to the manifest."""
-    from bot.app import BOT_SCOPES  # noqa: PLC0415 - bot.app pulls in Bolt
+    from bot.slack_api import BOT_SCOPES  # noqa: PLC0415 - slack_sdk is slow to import
 
     try:
         import yaml  # noqa: PLC0415
@@ -132,7 +132,7 @@ def _scope_header(headers: Any) -> set[str] | None:
 
 
 async def check_slack(settings: Settings) -> list[Check]:
-    from bot.app import slack_client  # noqa: PLC0415
+    from bot.slack_api import slack_client  # noqa: PLC0415
 
     results = [_signing_secret(settings)]
     if settings.multi_workspace:

@@ -46,17 +46,18 @@ def _options(verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
 
 # -- running the app ---------------------------------------------------------------------------
 @app.command()
-def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+def serve(ctx: typer.Context,
+          host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 3000,
           workers: Annotated[int, typer.Option(help="worker processes (share one PostgreSQL)")] = 1) -> None:
     """Run the app over HTTP (POST /slack/events, GET /healthz, GET /readyz)."""
-    _exit(impl.guarded(lambda: impl.serve(host, port, workers)))
+    _exit(impl.guarded(lambda: impl.serve(ctx.obj, host, port, workers)))
 
 
 @app.command()
-def socket() -> None:
+def socket(ctx: typer.Context) -> None:
     """Run the app in Socket Mode (needs SLACK_APP_TOKEN)."""
-    _exit(impl.guarded(impl.socket))
+    _exit(impl.guarded(lambda: impl.socket(ctx.obj)))
 
 
 @app.command()
@@ -68,9 +69,9 @@ def check(as_json: JsonOption = False) -> None:
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(ctx: typer.Context) -> None:
     """Finish payments left half-way, asking Stripe for the truth."""
-    _exit(impl.guarded(impl.reconcile))
+    _exit(impl.guarded(lambda: impl.reconcile(ctx.obj)))
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -111,6 +112,7 @@ def payments(ctx: typer.Context,
 
 @payments_app.command("resolve")
 def payments_resolve(
+        ctx: typer.Context,
         payment_id: Annotated[str, typer.Argument(help="the payment's id (pay_...), from `invoicebot payments`")],
         refund: Annotated[bool, typer.Option("--refund", help="refund it at Stripe")] = False,
         record: Annotated[bool, typer.Option("--record", help="record it in billing again (once billing is fixed)")]
@@ -120,7 +122,7 @@ def payments_resolve(
     if refund == record:
         typer.echo("invoicebot payments resolve: choose one of --refund or --record", err=True)
         _exit(2)
-    _exit(impl.guarded(lambda: impl.resolve_payment(payment_id, how="refund" if refund else "record", by=by)))
+    _exit(impl.guarded(lambda: impl.resolve_payment(ctx.obj, payment_id, how="refund" if refund else "record", by=by)))
 
 
 @app.command()
@@ -184,9 +186,11 @@ def demo(port: Annotated[int, typer.Option(help="the page's port")] = 3000,
     _exit(impl.guarded(lambda: impl.demo(port=port, keep=keep)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, wiring: impl.Wiring | None = None) -> int:
+    """Run one command. `wiring` is the app the serving commands run (handlers/entry.py
+    gives it: bot/ does not import the Slack side); without it they say where to start."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="invoicebot")
+        app(args=list(argv) if argv is not None else None, prog_name="invoicebot", obj=wiring)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     return 0

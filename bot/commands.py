@@ -14,13 +14,35 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from bot import logs
 from bot.settings import DatabaseSettings, Settings, SettingsError, load_database_settings, load_settings
 
 class CommandError(Exception):
     """Something the operator can fix: printed as one line, exit code 1."""
+
+
+class Wiring(Protocol):
+    """The app the serving commands run, given by the entry point (handlers/entry.py)."""
+
+    factory: str  # "module:function" building the ASGI app from the environment (uvicorn workers)
+
+    def build(self, settings: Settings) -> Any:
+        """Every service of the app, and its Bolt app (`.bolt`)."""
+
+    def running(self, built: Any, *, background: bool = True) -> AbstractAsyncContextManager[Any]:
+        """`built`'s background work started, and everything closed at the end."""
+
+    def web_app(self, settings: Settings) -> Any:
+        """The ASGI app (bot/server.py's) serving `build(settings)`."""
+
+
+def wired(wiring: Wiring | None) -> Wiring:
+    if wiring is None:
+        raise CommandError("this command runs the app: start it as `invoicebot` or `python -m handlers.entry`")
+    return wiring
 
 
 @dataclass
@@ -137,27 +159,25 @@ def db_current() -> int:
 
 
 # -- serving -----------------------------------------------------------------------------------
-def serve(host: str, port: int, workers: int) -> int:
+def serve(wiring: Wiring | None, host: str, port: int, workers: int) -> int:
     import uvicorn  # noqa: PLC0415
 
-    from bot.server import create_web_app  # noqa: PLC0415
-
+    app = wired(wiring)
     settings = service_settings(server=True)
     require_current_schema(settings)
     if workers > 1:
         # Each worker process builds its own app from the same environment.
-        uvicorn.run("bot.server:app_from_environment", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run(app.factory, factory=True, host=host, port=port, workers=workers,
                     log_config=None, access_log=False, timeout_graceful_shutdown=20)
     else:
-        uvicorn.run(create_web_app(settings), host=host, port=port, log_config=None, access_log=False,
+        uvicorn.run(app.web_app(settings), host=host, port=port, log_config=None, access_log=False,
                     timeout_graceful_shutdown=20)
     return 0
 
 
-def socket() -> int:
+def socket(wiring: Wiring | None) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # noqa: PLC0415
 
-    from bot.app import build_services, create_bolt_app, running  # noqa: PLC0415
     from bot.settings import EXPECTS  # noqa: PLC0415
 
     settings = service_settings(server=True)
@@ -165,24 +185,24 @@ def socket() -> int:
         raise SettingsError(f"SLACK_APP_TOKEN is missing: {EXPECTS['SLACK_APP_TOKEN']}")
     require_current_schema(settings)
     app_token = settings.slack_app_token.get_secret_value()
+    app = wired(wiring)
 
     async def main() -> None:
-        async with running(build_services(settings)) as services:
-            handler = AsyncSocketModeHandler(create_bolt_app(services), app_token)
+        async with app.running(app.build(settings)) as built:
+            handler = AsyncSocketModeHandler(built.bolt, app_token)
             await handler.start_async()
 
     asyncio.run(main())
     return 0
 
 
-def reconcile() -> int:
-    from bot.app import build_services, running  # noqa: PLC0415
-
+def reconcile(wiring: Wiring | None) -> int:
+    app = wired(wiring)
     settings = service_settings()
     require_current_schema(settings)
 
     async def main() -> int:
-        async with running(build_services(settings), background=False) as services:
+        async with app.running(app.build(settings), background=False) as services:
             report = await services.reconciler.run_once(force=True)
             await services.outbox.deliver_due()
         for payment_id, before, after in report.changed:
@@ -254,16 +274,16 @@ def payments(*, status: str | None, invoice: str | None, limit: int, as_json: bo
     return 0
 
 
-def resolve_payment(payment_id: str, *, how: str, by: str | None) -> int:
+def resolve_payment(wiring: Wiring | None, payment_id: str, *, how: str, by: str | None) -> int:
     """`invoicebot payments resolve <id> --refund | --record [--by NAME]`."""
-    from bot.app import build_services, running  # noqa: PLC0415
     from bot.resolutions import OperatorError, operator_name, resolve  # noqa: PLC0415
 
+    app = wired(wiring)
     settings = service_settings()
     require_current_schema(settings)
 
     async def main() -> int:
-        async with running(build_services(settings), background=False) as services:
+        async with app.running(app.build(settings), background=False) as services:
             try:
                 resolved = await resolve(services, payment_id, how, by=operator_name(by))
             except OperatorError as exc:

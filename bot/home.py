@@ -12,8 +12,8 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from bot.errors import Explanation, explain
 from bot.identity import AccessDenied, IdentityService
 from bot.invoices import InvoiceRow, InvoiceService, ListQuery
 from bot.money import Money
@@ -29,13 +29,24 @@ IN_FLIGHT_SHOWN = 5
 _PAYMENTS_READ = 50  # newest payments read from our table for the two payment sections
 
 
+class Denial(Protocol):
+    """Why the tab shows nothing but words: a title and a text, as the Slack side's error
+    table gives them (handlers/errors.py: `explain` is handed to HomeService)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HomeView:
     """Everything the Home tab shows one person; `denied` replaces all of it."""
 
     locale: str
     today: dt.date
-    denied: Explanation | None = None
+    denied: Denial | None = None
     totals: list[Money] = field(default_factory=list)
     invoice_count: int = 0
     overdue_count: int = 0
@@ -48,7 +59,9 @@ class HomeView:
 
 class HomeService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, payments: PaymentRepository,
-                 routing: RoutingService, today: Callable[[], dt.date]) -> None:
+                 routing: RoutingService, today: Callable[[], dt.date],
+                 explain: Callable[[BaseException], Denial]) -> None:
+        self._explain = explain
         self._identity = identity
         self._invoices = invoices
         self._payments = payments
@@ -60,14 +73,14 @@ class HomeService:
         try:
             viewer = await self._identity.viewer(team_id, user_id)
         except Exception as exc:  # noqa: BLE001 - no access (or billing down): words, as /invoices gives
-            return HomeView(locale="en_US", today=today, denied=_explained(exc))
+            return HomeView(locale="en_US", today=today, denied=self._explained(exc))
         try:
             listing, (payments, count) = await asyncio.gather(
                 self._invoices.list_payable(viewer, ListQuery.parse("")),
                 self._payments.of_person(team_id, user_id, limit=_PAYMENTS_READ))
             routes = await self._routing.show(viewer) if viewer.access.is_profile_admin else None
         except Exception as exc:  # noqa: BLE001
-            return HomeView(locale=viewer.locale, today=today, denied=_explained(exc))
+            return HomeView(locale=viewer.locale, today=today, denied=self._explained(exc))
         rows = listing.rows  # sorted by due date: the overdue come first
         in_flight_states = {s.value for s in IN_FLIGHT} | {PaymentStatus.PROCESSING.value}
         return HomeView(
@@ -78,13 +91,13 @@ class HomeService:
             payment_count=count, routes=routes)
 
 
-def _explained(exc: BaseException) -> Explanation:
-    """The error-to-words table of `/invoices` (bot.errors); the unexpected is logged."""
-    if isinstance(exc, AccessDenied):
-        log.info("home tab: access refused (%s)", exc.problem.value)
-    else:
-        log.warning("home tab built without data: %s", type(exc).__name__, exc_info=exc)
-    return explain(exc)
+    def _explained(self, exc: BaseException) -> Denial:
+        """The error-to-words table of `/invoices` (given as `explain`); the unexpected is logged."""
+        if isinstance(exc, AccessDenied):
+            log.info("home tab: access refused (%s)", exc.problem.value)
+        else:
+            log.warning("home tab built without data: %s", type(exc).__name__, exc_info=exc)
+        return self._explain(exc)
 
 
 class HomeRefresher:

@@ -15,12 +15,12 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from blocks.notifications import DIGEST_SIZE, digest
 from bot.retry import SLACK_DELIVERY, Backoff
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
@@ -51,6 +51,19 @@ UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "
                          "restricted_action_read_only_channel"})
 
 
+class MessageFormat(Protocol):
+    """How queued payloads become one Slack message (the Slack side's, handlers/slack_io.py):
+    at most `batch_size` due messages of a channel go out as one."""
+
+    batch_size: int
+
+    def combine(self, payloads: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
+        """The payload sent to the default channel instead, saying where it was meant to go."""
+        ...
+
+
 class Outcome(Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
@@ -71,9 +84,10 @@ def is_channel_notice(message: OutboxMessage) -> bool:
 
 class OutboxWorker:
     def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0,
+                 messages: MessageFormat, fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0,
                  backoff: Backoff = SLACK_DELIVERY) -> None:
         self._repo = repo
+        self._messages = messages
         self._pace = dt.timedelta(seconds=pace_seconds)
         self._fallback = fallback_channel
         self._client_for = client_for
@@ -113,7 +127,7 @@ class OutboxWorker:
         """Deliver what is due now, pass after pass, until nothing is (paced messages of a
         busy channel wait for a later call)."""
         delivered = 0
-        while batches := await self._repo.claim_due(batch=DIGEST_SIZE):
+        while batches := await self._repo.claim_due(batch=self._messages.batch_size):
             for batch in batches:
                 delivered += await self._deliver_counted(batch)
         return delivered
@@ -141,7 +155,7 @@ class OutboxWorker:
             return await self._give_up(batch, NOT_INSTALLED)
         except Exception as exc:  # noqa: BLE001 - e.g. the installations table unreachable
             return await self._unexpected(batch, exc)
-        payload = digest([m.payload for m in batch])
+        payload = self._messages.combine([m.payload for m in batch])
         try:
             await client.chat_postMessage(channel=message.channel, text=payload.get("text", ""),
                                           blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False)
@@ -192,13 +206,9 @@ class OutboxWorker:
         assert self._fallback is not None
         log.warning("outbox messages %s: %s in %s; sending to the default channel", _ids(batch), error,
                     message.channel)
-        note = (f"_(Meant for <#{message.channel}>, where I can't post ({error}): invite me there, "
-                "or change the route with `/invoices notify`.)_")
         for each in batch:
-            await self._repo.reroute(each.id, self._fallback, {
-                **each.payload, "text": f"{each.payload.get('text', '')}\n{note}",
-                "blocks": [*(each.payload.get("blocks") or []),
-                           {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]})
+            await self._repo.reroute(each.id, self._fallback,
+                                     self._messages.rerouted(each.payload, message.channel, error))
         return Outcome.REROUTED
 
     async def _give_up(self, batch: list[OutboxMessage], error: str) -> Outcome:

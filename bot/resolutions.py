@@ -13,18 +13,25 @@ from __future__ import annotations
 import getpass
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from bot.billing import BillingError
+from bot.ports import PaymentIntents
+from bot.processor import PaymentProcessor
 from bot.stripe_gateway import StripeRejected, StripeUnavailable
+from storage.audit import AuditLog
 from storage.models import PaymentStatus
+from storage.payments import PaymentRepository
 
-if TYPE_CHECKING:
-    from bot.app import Services
-    from bot.ports import PaymentIntents
-    from bot.processor import PaymentProcessor
-    from storage.audit import AuditLog
-    from storage.payments import PaymentRepository
+
+class Services(Protocol):
+    """What a resolution uses (the app built by handlers/app.py has them)."""
+
+    payments_repo: PaymentRepository
+    audit: AuditLog
+    stripe: PaymentIntents
+    processor: PaymentProcessor
+
 
 log = logging.getLogger(__name__)
 

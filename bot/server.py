@@ -6,25 +6,50 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from bot import logs
-from bot.app import Services, build_services, create_bolt_app
 from bot.checks import Check, run_checks
-from bot.edge import SlackEdge
+from bot.edge import EdgeAnswer, SlackEdge
 from bot.links import LinkInvalid
+from bot.payments import PaymentService
+from bot.processor import PaymentProcessor
 from bot.settings import Settings
+from bot.stripe_webhooks import StripeWebhooks
+from storage.payments import PaymentRepository
 from storage.schema import is_current
 
 log = logging.getLogger(__name__)
+
+class Served(Protocol):
+    """What this server serves, built by the composition root (handlers/app.py `build_app`)."""
+
+    engine: AsyncEngine
+    webhooks: StripeWebhooks
+    payments: PaymentService
+    payments_repo: PaymentRepository
+    processor: PaymentProcessor
+
+    async def slack(self, request: Request) -> Response:
+        """Slack's Request URL and OAuth pages (Bolt)."""
+        ...
+
+    def start_background(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+Build = Callable[[Settings], Served]
+CheckPayload = Callable[[dict[str, Any]], EdgeAnswer | None]
+
 
 class Readiness:
     """The results of `invoicebot check`, run at start-up and again when /readyz asks for
@@ -62,15 +87,17 @@ class Readiness:
             log.info("all %d start-up checks passed", len(results))
 
 
-def create_web_app(settings: Settings, *, background: bool = True, services: Services | None = None) -> ASGIApp:
+def create_web_app(settings: Settings, *, build: Build, check_payload: CheckPayload,
+                   background: bool = True) -> ASGIApp:
+    """The ASGI app around what `build(settings)` makes (when the server starts, not before);
+    `check_payload` validates Slack payloads at the edge, after their signature."""
     state: dict[str, object] = {}
     readiness = Readiness(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        built = services or build_services(settings)
+        built = build(settings)
         state["services"] = built
-        state["slack"] = AsyncSlackRequestHandler(create_bolt_app(built))
         if background:
             built.start_background()
             state["checks"] = asyncio.create_task(readiness.at_start(), name="start-up checks")
@@ -83,8 +110,8 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
             await built.aclose()
 
     async def slack_events(request: Request) -> Response:
-        handler: AsyncSlackRequestHandler = state["slack"]  # type: ignore[assignment]
-        response = await handler.handle(request)
+        built: Served = state["services"]  # type: ignore[assignment]
+        response = await built.slack(request)
         if request.method == "POST" and response.status_code == 404:
             # Signed and well-formed (the edge saw to it), but no listener takes it: Slack
             # is told it arrived, rather than shown an error for something we ignore.
@@ -92,7 +119,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         return response
 
     async def healthz(_: Request) -> Response:
-        built: Services = state["services"]  # type: ignore[assignment]
+        built: Served = state["services"]  # type: ignore[assignment]
         try:
             async with built.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -116,13 +143,13 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
                             status_code=200 if ready else 503)
 
     async def stripe_webhook(request: Request) -> Response:
-        built: Services = state["services"]  # type: ignore[assignment]
+        built: Served = state["services"]  # type: ignore[assignment]
         answer = await built.webhooks.handle(await request.body(), request.headers.get("stripe-signature"))
         return JSONResponse(answer.body, status_code=answer.status)
 
     async def add_card(request: Request) -> Response:
         """The modal's "Add a new card" link: Stripe's page is created now, on the click."""
-        built: Services = state["services"]  # type: ignore[assignment]
+        built: Served = state["services"]  # type: ignore[assignment]
         try:
             url = await built.payments.add_card_page(request.path_params["session_id"], request.query_params.get("t"))
         except LinkInvalid:
@@ -135,7 +162,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
 
     async def authenticate(request: Request) -> Response:
         """The modal's "Authenticate on Stripe" link: Stripe's 3-D Secure page for one payment."""
-        built: Services = state["services"]  # type: ignore[assignment]
+        built: Served = state["services"]  # type: ignore[assignment]
         try:
             url = await built.payments.authentication_page(request.path_params["payment_id"],
                                                            request.query_params.get("t"))
@@ -153,7 +180,7 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
     async def authenticated(request: Request) -> Response:
         """Where Stripe sends the cardholder back; the webhook records the payment, and we
         ask Stripe once ourselves in case the webhook is late."""
-        built: Services = state["services"]  # type: ignore[assignment]
+        built: Served = state["services"]  # type: ignore[assignment]
         payment_id = request.path_params["payment_id"]
         try:
             payment = await built.payments_repo.get(payment_id)
@@ -188,10 +215,8 @@ def create_web_app(settings: Settings, *, background: bool = True, services: Ser
         lifespan=lifespan,
     )
     # One guard in front of every route: body limit, and Slack's signature before any parsing.
-    from handlers.requests import check_slack_payload  # noqa: PLC0415 - handlers come after bot/
-
     return SlackEdge(app, signing_secret=settings.slack_signing_secret.get_secret_value(),
-                     check_payload=check_slack_payload)
+                     check_payload=check_payload)
 
 
 def _page(title: str, body_html: str, status: int) -> HTMLResponse:
@@ -200,12 +225,3 @@ def _page(title: str, body_html: str, status: int) -> HTMLResponse:
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
         "<body style='font-family:sans-serif;max-width:32em;margin:4em auto'>"
         f"<h1>{title}</h1><p>{body_html}</p></body>", status_code=status)
-
-
-def app_from_environment() -> ASGIApp:
-    """uvicorn's factory for `serve --workers N`: settings and logging per worker process."""
-    from bot.settings import load_settings  # noqa: PLC0415
-
-    settings = load_settings()
-    logs.configure(settings.log_format, settings.log_level)
-    return create_web_app(settings)

@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        demo = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", str(free_port())],
+        demo = subprocess.Popen([sys.executable, "-m", "handlers.entry", "demo", "--port", str(free_port())],
                                 env={**os.environ, "INVOICEBOT_DEMO_DIR": folder, "PYTHONUNBUFFERED": "1"},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -16,13 +16,14 @@ from blocks.invoices import PAGE, PAY_NOW, notice_message, parse_page_value, par
 from blocks.pay_modal import (
     ADD_CARD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
 )
+from bot.clock import Clock, today
+from bot.invoices import ListQuery
 from bot.errors import FieldProblem
-from bot.payments import AMOUNT_FIELD
-from handlers.common import explanation_for, refusal_reason
+from bot.payments import AMOUNT_FIELD, PaymentService
+from handlers.context import Refusal, after_ack, viewer_of
 from handlers.requests import ActionRequest
-
-if TYPE_CHECKING:
-    from bot.app import Services
+from handlers.slack_io import ListRenderer
+from storage.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -31,39 +32,46 @@ TRIGGER_PROBLEMS = frozenset({"expired_trigger_id", "exchanged_trigger_id", "tri
 EXPIRED_CLICK = ("The payment window couldn't open in time. Press *Pay Now* again.")
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def _words_view(refusal: Refusal) -> dict[str, Any]:
+    return message_view(refusal.title, refusal.text)
+
+
+def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, audit: AuditLog, clock: Clock) -> None:
     @app.action(re.compile(rf"^{PAY_NOW}(:\d+)?$"))
     async def pay_now(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, req: AsyncBoltRequest) -> None:
         await ack()
         request = ActionRequest.parse(body)
         # Open a view at once, inside the trigger's 3 seconds, and fill it in when the
         # billing API and Stripe have answered.
-        view_id = await _open_loading(services, client, request, retried=bool(req.headers.get("x-slack-retry-num")))
+        view_id = await _open_loading(audit, client, request, retried=bool(req.headers.get("x-slack-retry-num")))
         if view_id is None:
             return
         invoice_id, list_query = parse_pay_value(request.value)
-        try:
-            form = await services.payments.open_form(
+
+        async def form_view() -> dict[str, Any]:
+            form = await payments.open_form(
                 team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id,
                 view_id=view_id, list_response_url=request.response_url, list_query=list_query)
-            view = pay_form_view(form, today=services.today())
-        except Exception as exc:  # noqa: BLE001
-            explanation = explanation_for(exc)
-            view = message_view(explanation.title, explanation.text)
-        await client.views_update(view_id=view_id, view=view)
+            return pay_form_view(form, today=today(clock))
+
+        await client.views_update(view_id=view_id, view=await after_ack(form_view(), refused=_words_view))
 
     @app.action(re.compile(rf"^{PAGE}:(prev|next)$"))
-    async def page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: dict[str, Any]) -> None:
         await ack()
         request = ActionRequest.parse(body)
         query, page_number = parse_page_value(request.value)
-        try:
-            message = await services.render_list(request.team_id, request.user_id, query, page_number)
-        except Exception as exc:  # noqa: BLE001
-            explanation = explanation_for(exc)
-            message = notice_message(explanation.title, explanation.text).as_dict()
-            await services.audit.record("list_invoices", "denied", team_id=request.team_id, user_id=request.user_id,
-                                        reason=refusal_reason(exc), page=page_number)
+
+        async def listed() -> dict[str, Any]:
+            message, _count = await lists.message(await viewer_of(context)(), ListQuery.parse(query), page_number)
+            return message.as_dict()
+
+        async def refused(refusal: Refusal) -> dict[str, Any]:
+            await audit.record("list_invoices", "denied", team_id=request.team_id, user_id=request.user_id,
+                               reason=refusal.reason, page=page_number)
+            return notice_message(refusal.title, refusal.text).as_dict()
+
+        message = await after_ack(listed(), refused=refused)
         await respond(**message, replace_original=True, response_type="ephemeral")
 
     @app.action(ADD_CARD)
@@ -83,13 +91,10 @@ def register(app: AsyncApp, services: Services) -> None:
         if view is None or not request.view_id:
             return
         try:
-            quote = await services.payments.fee_quote(team_id=request.team_id, user_id=request.user_id,
-                                                      session_id=request.private_metadata, amount_text=request.value)
+            quote = await payments.fee_quote(team_id=request.team_id, user_id=request.user_id,
+                                             session_id=request.private_metadata, amount_text=request.value)
         except FieldProblem:
             return  # the field's own error shows at submission; nothing to recompute
-        except Exception as exc:  # noqa: BLE001
-            explanation_for(exc)  # logged; the form stays as it is
-            return
         try:
             await client.views_update(view_id=request.view_id, hash=view.get("hash"),
                                       view=fee_updated_view(view, quote))
@@ -100,17 +105,16 @@ def register(app: AsyncApp, services: Services) -> None:
     async def refresh_methods(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         request = ActionRequest.parse(body)
-        try:
-            form = await services.payments.reload_form(team_id=request.team_id, user_id=request.user_id,
-                                                       session_id=request.private_metadata)
-            view = pay_form_view(form, today=services.today())
-        except Exception as exc:  # noqa: BLE001
-            explanation = explanation_for(exc)
-            view = message_view(explanation.title, explanation.text)
-        await client.views_update(view_id=request.view_id, view=view)
+
+        async def form_view() -> dict[str, Any]:
+            form = await payments.reload_form(team_id=request.team_id, user_id=request.user_id,
+                                              session_id=request.private_metadata)
+            return pay_form_view(form, today=today(clock))
+
+        await client.views_update(view_id=request.view_id, view=await after_ack(form_view(), refused=_words_view))
 
 
-async def _open_loading(services: Services, client: AsyncWebClient, action: ActionRequest, *,
+async def _open_loading(audit: AuditLog, client: AsyncWebClient, action: ActionRequest, *,
                         retried: bool) -> str | None:
     """Open the loading modal; None when the click's trigger can no longer open one. Then
     the person is told through the click's response_url, unless this is Slack retrying a
@@ -125,7 +129,7 @@ async def _open_loading(services: Services, client: AsyncWebClient, action: Acti
         log.info("Pay Now: views.open refused (%s)%s", error, " on a retried click" if retried else "")
     else:  # Slack itself failed to open it (rate limit, outage): the same advice holds
         log.warning("Pay Now: views.open failed: %s", error)
-    await services.audit.record("open_pay_now", "denied", team_id=action.team_id, user_id=action.user_id,
+    await audit.record("open_pay_now", "denied", team_id=action.team_id, user_id=action.user_id,
                                 reason=error, retried=retried)
     if retried and exchanged:
         return None  # the first delivery of this click opened the modal

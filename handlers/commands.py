@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from blocks.invoices import Message, help_message, invoice_list_message, notice_message
+from blocks.invoices import Message, help_message, notice_message
 from blocks.routes import routes_message
 from bot.invoices import ListQuery, QueryKind
-from handlers import scheduling
-from handlers.common import explanation_for, refusal_reason
+from bot.routing import RoutingService
+from handlers.context import Refusal, ViewerLookup, after_ack, viewer_of
 from handlers.requests import CommandRequest
+from handlers.scheduling import SUBCOMMANDS, TimedCommands
+from handlers.slack_io import ListRenderer
+from storage.audit import AuditLog
 
-if TYPE_CHECKING:
-    from bot.app import Services
 
-
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, *, lists: ListRenderer, routing: RoutingService, audit: AuditLog,
+             timed: TimedCommands | None = None) -> None:
     @app.command("/invoices")
-    async def list_invoices(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def list_invoices(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
+                            context: dict[str, Any]) -> None:
         request = CommandRequest.parse(body)
+        viewer = viewer_of(context)
         words = request.text.split(maxsplit=2)
         if words and words[0].lower() == "notify":
             await ack()
-            message = await _notify(services, request, words[1] if len(words) > 1 else "",
+            message = await _notify(routing, viewer, words[1] if len(words) > 1 else "",
                                     words[2] if len(words) > 2 else "")
             await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
             return
-        if words and words[0].lower() in scheduling.SUBCOMMANDS:
+        if words and words[0].lower() in SUBCOMMANDS and timed is not None:  # handlers/scheduling.py
             await ack()
-            message = await scheduling.command(services, request)
+            message = await timed.command(request, viewer)
             await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
             return
         query = ListQuery.parse(request.text)
@@ -38,28 +41,31 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(**help_message().as_dict(), response_type="ephemeral")
             return
         await ack()  # within Slack's 3 seconds; the list follows through response_url
-        try:
-            viewer = await services.identity.viewer(request.team_id, request.user_id)
-            listing = await services.invoices.list_payable(viewer, query)
-            message = invoice_list_message(listing, page=0, today=services.today())
-            await services.audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
-                                        query=query.as_text, count=len(listing.rows))
-        except Exception as exc:  # noqa: BLE001 - every failure gets words, never silence
-            explanation = explanation_for(exc)
-            message = notice_message(explanation.title, explanation.text)
-            await services.audit.record("list_invoices", "denied", team_id=request.team_id,
-                                        user_id=request.user_id, reason=refusal_reason(exc))
+
+        async def listed() -> Message:
+            message, count = await lists.message(await viewer(), query)
+            await audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
+                               query=query.as_text, count=count)
+            return message
+
+        async def refused(refusal: Refusal) -> Message:
+            await audit.record("list_invoices", "denied", team_id=request.team_id, user_id=request.user_id,
+                               reason=refusal.reason)
+            return notice_message(refusal.title, refusal.text)
+
+        message = await after_ack(listed(), refused=refused)
         await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
 
 
-async def _notify(services: Services, request: CommandRequest, channel: str, profile: str) -> Message:
+async def _notify(routing: RoutingService, viewer: ViewerLookup, channel: str, profile: str) -> Message:
     """`/invoices notify` shows the routes; `/invoices notify #channel [profile]` sets one."""
-    try:
-        viewer = await services.identity.viewer(request.team_id, request.user_id, fresh=bool(channel))
+
+    async def notified() -> Message:
+        # Changing a route checks the person's rights afresh; showing them may use the cache.
+        person = await viewer(fresh=bool(channel))
         if not channel:
-            return routes_message(await services.routing.show(viewer))
-        channel_id, rows = await services.routing.set(viewer, channel, profile)
+            return routes_message(await routing.show(person))
+        channel_id, rows = await routing.set(person, channel, profile)
         return routes_message(rows, title=f"Payment notifications now go to <#{channel_id}>")
-    except Exception as exc:  # noqa: BLE001
-        explanation = explanation_for(exc)
-        return notice_message(explanation.title, explanation.text)
+
+    return await after_ack(notified(), refused=lambda refusal: notice_message(refusal.title, refusal.text))

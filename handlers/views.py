@@ -18,22 +18,26 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
+from bot.clock import Clock, today
 from bot.errors import FieldProblem
-from bot.processor import OUTCOMES, S, at_rest
-from handlers import scheduling
-from handlers.common import explanation_for
+from bot.payments import PayLinks, PaymentService, Submitted
+from bot.processor import OUTCOMES, S, PaymentProcessor, at_rest
+from handlers.context import Background, Refusal, after_ack
 from handlers.requests import SubmitRequest
+from handlers.scheduling import PayLater, wants_later
 from storage.models import Payment, PaymentStatus, utcnow
+from storage.payments import PaymentRepository
 
-if TYPE_CHECKING:
-    from bot.app import Services
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +54,46 @@ WORKING = ("Working on your payment", ":hourglass_flowing_sand: Checking the inv
            "method. This takes a few seconds; keep this window open to see the result.")
 
 
-def register(app: AsyncApp, services: Services) -> None:
+@dataclass(frozen=True, slots=True)
+class _Services:
+    """What the submission uses (handlers/app.py gives each of them)."""
+
+    payments: PaymentService
+    payments_repo: PaymentRepository
+    processor: PaymentProcessor
+    links: PayLinks
+    background: Background
+    clock: Clock
+    deadline_seconds: float
+
+    def track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        return self.background.track(work)
+
+    def today(self) -> dt.date:
+        return today(self.clock)
+
+
+def _words_view(refusal: Refusal) -> dict[str, Any]:
+    return message_view(refusal.title, refusal.text)
+
+
+def register(app: AsyncApp, *, payments: PaymentService, payments_repo: PaymentRepository,
+             processor: PaymentProcessor, links: PayLinks, background: Background, clock: Clock,
+             deadline_seconds: float, pay_later: PayLater | None = None) -> None:
+    services = _Services(payments, payments_repo, processor, links, background, clock, deadline_seconds)
+
     @app.view(CALLBACK_ID)
     async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        if scheduling.wants_later(body):  # "When to pay" is not now: schedule it (handlers/scheduling.py)
-            await scheduling.submit_later(services, ack, body, client)
+        if pay_later is not None and wants_later(body):  # "When to pay" is not now: handlers/scheduling.py
+            await pay_later(ack, body, client)
             return
-        earlier: Payment | None = None
-        try:
-            request = SubmitRequest.parse(body)
-            earlier = await services.payments.earlier(request.submission())
-            if earlier is None:
-                await services.payments.quick_check(request.submission())
-        except FieldProblem as problem:
-            await ack(response_action="errors", errors={problem.field: problem.message})
-            return
-        except Exception as exc:  # noqa: BLE001 - a bad payload or an expired form: words, not traces
-            explanation = explanation_for(exc)
-            await ack(response_action="update", view=message_view(explanation.title, explanation.text))
-            return
+        # A bad payload, an expired form, a field's problem: they raise before the ack, and
+        # the one error handler (handlers/failures.py) answers with the error under the
+        # field or the modal replaced by words.
+        request = SubmitRequest.parse(body)
+        earlier = await services.payments.earlier(request.submission())
+        if earlier is None:
+            await services.payments.quick_check(request.submission())
         if earlier is not None and at_rest(earlier):
             # A repeat after the first copy has ended: its truth at once; never a "working"
             # that would cover a receipt.
@@ -83,30 +108,32 @@ def register(app: AsyncApp, services: Services) -> None:
         await _update(client, request.view_id, view)
 
 
-async def _pay(services: Services, request: SubmitRequest) -> dict[str, Any]:
+async def _pay(services: _Services, request: SubmitRequest) -> dict[str, Any]:
     """The whole submission under one deadline; the view that shows how it ended (or where
     it stands when the deadline passed: the reconciler takes over). Never raises."""
     try:
-        return await asyncio.wait_for(_submit(services, request), services.settings.submission_deadline_seconds)
+        return await asyncio.wait_for(_submit(services, request), services.deadline_seconds)
     except TimeoutError:
         return await _past_deadline(services, request)
 
 
-async def _submit(services: Services, request: SubmitRequest) -> dict[str, Any]:
+async def _submit(services: _Services, request: SubmitRequest) -> dict[str, Any]:
     """Fresh checks, then the charge by the one copy that wrote the payment row."""
-    try:
-        submitted = await services.payments.submit(request.submission())
-    except FieldProblem as problem:
-        return await _form(services, request, f":warning: {problem.message} Nothing was charged.")
-    except Exception as exc:  # noqa: BLE001 - refused before any payment row: nothing was charged
-        explanation = explanation_for(exc)
-        return message_view(explanation.title, explanation.text)
+    async def refused(refusal: Refusal) -> dict[str, Any]:
+        # Refused before any payment row: nothing was charged.
+        if isinstance(refusal.error, FieldProblem):
+            return await _form(services, request, f":warning: {refusal.error.message} Nothing was charged.")
+        return _words_view(refusal)
+
+    submitted = await after_ack(services.payments.submit(request.submission()), refused=refused)
+    if not isinstance(submitted, Submitted):
+        return submitted
     if not submitted.first:
         return await _wait_and_show(services, request, submitted.payment)
     return await _charge(services, request, submitted.payment)
 
 
-async def _charge(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
+async def _charge(services: _Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
     """Charge and record a validated payment; the view that shows how it ended. Never raises."""
     try:
         payment = await services.processor.advance(payment.id)
@@ -118,7 +145,7 @@ async def _charge(services: Services, request: SubmitRequest, payment: Payment) 
     return await _result_view(services, request, payment)
 
 
-async def _wait_and_show(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
+async def _wait_and_show(services: _Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
     """A copy of a submission another copy is driving: wait (the deadline bounds it) until
     that drive has ended, and show the very same state, so every copy tells one truth."""
     while not at_rest(payment):
@@ -127,18 +154,18 @@ async def _wait_and_show(services: Services, request: SubmitRequest, payment: Pa
     return await _result_view(services, request, payment)
 
 
-async def _result_view(services: Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
+async def _result_view(services: _Services, request: SubmitRequest, payment: Payment) -> dict[str, Any]:
     if payment.status == PaymentStatus.FAILED:
         # Declined (or never started): the form again, so another method can be chosen.
         return await _form(services, request, decline_notice(payment), method_id=payment.payment_method_id)
     return _where_it_stands(services, payment)
 
 
-def _where_it_stands(services: Services, payment: Payment) -> dict[str, Any]:
+def _where_it_stands(services: _Services, payment: Payment) -> dict[str, Any]:
     return payment_view(payment, authenticate_url=services.links.authenticate(payment.id))
 
 
-async def _past_deadline(services: Services, request: SubmitRequest) -> dict[str, Any]:
+async def _past_deadline(services: _Services, request: SubmitRequest) -> dict[str, Any]:
     payment = await services.payments.earlier(request.submission())
     if payment is None:
         return message_view("This took too long", "We couldn't check the invoice in time, so no payment was "
@@ -146,7 +173,7 @@ async def _past_deadline(services: Services, request: SubmitRequest) -> dict[str
     return await _uncertain(services, request, payment.id)
 
 
-async def _uncertain(services: Services, request: SubmitRequest, payment_id: str) -> dict[str, Any]:
+async def _uncertain(services: _Services, request: SubmitRequest, payment_id: str) -> dict[str, Any]:
     """The live drive stopped before an outcome: hand the payment to the reconciler soon,
     and show where it stands (it will update this window and DM the payer)."""
     payment = await services.payments_repo.get(payment_id)
@@ -161,15 +188,15 @@ async def _uncertain(services: Services, request: SubmitRequest, payment_id: str
     return _where_it_stands(services, payment)
 
 
-async def _form(services: Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:
-    try:
-        form = await services.payments.reload_form(team_id=request.team_id, user_id=request.user_id,
-                                                   session_id=request.private_metadata)
-        return pay_form_view(form, today=services.today(), notice=notice, amount_text=request.amount_text,
+async def _form(services: _Services, request: SubmitRequest, notice: str, *, method_id: str | None = None) -> dict[str, Any]:
+    async def form() -> dict[str, Any]:
+        reloaded = await services.payments.reload_form(team_id=request.team_id, user_id=request.user_id,
+                                                       session_id=request.private_metadata)
+        return pay_form_view(reloaded, today=services.today(), notice=notice, amount_text=request.amount_text,
                              method_id=method_id or request.method_id)
-    except Exception as exc:  # noqa: BLE001
-        explanation = explanation_for(exc)
-        return message_view(explanation.title, f"{notice}\n\n{explanation.text}")
+
+    return await after_ack(form(), refused=lambda refusal: message_view(refusal.title,
+                                                                         f"{notice}\n\n{refusal.text}"))
 
 
 async def _update(client: AsyncWebClient, view_id: str, view: dict[str, Any]) -> None:

@@ -238,7 +238,7 @@ class Demo:
                             f"See {self.logs / 'bot.log'}.")
         billing.wait_until_up(deadline)
         slack.wait_until_up(deadline)
-        bot = self._helper("bot", "The bot", ["-m", "bot.cli", "serve", "--host", HOST, "--port", str(self.bot_port)],
+        bot = self._helper("bot", "The bot", ["-m", "handlers.entry", "serve", "--host", HOST, "--port", str(self.bot_port)],
                            f"{bot_url}/healthz", env=self.bot_env())
         bot.start()
         bot.wait_until_up(deadline)
@@ -254,7 +254,7 @@ class Demo:
 
     def _migrate(self) -> subprocess.Popen[bytes]:
         with (self.logs / "bot.log").open("ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=self.bot_env(),
+            return subprocess.Popen([sys.executable, "-m", "handlers.entry", "db", "upgrade"], env=self.bot_env(),
                                     cwd=self.folder, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=die_with_parent())  # noqa: PLW1509 - as in Process.launch

@@ -99,7 +99,7 @@ class Stack:
         self.start_app()
 
     def invoicebot(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=self.app_env(**env),
+        result = subprocess.run([sys.executable, "-m", "handlers.entry", *args], env=self.app_env(**env),
                                 capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
             raise RuntimeError(f"invoicebot {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -110,7 +110,7 @@ class Stack:
 
     def start_app(self, name: str = "app", port: int | None = None, workers: int = 1, **env: str) -> Process:
         port = port or self.app_port
-        process = self._process(name, [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port",
+        process = self._process(name, [sys.executable, "-m", "handlers.entry", "serve", "--host", "127.0.0.1", "--port",
                                        str(port), "--workers", str(workers)], f"http://127.0.0.1:{port}/healthz",
                                 self.app_env(**env))
         process.start()

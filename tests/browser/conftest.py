@@ -82,7 +82,7 @@ def demo(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     which must stop every process it started."""
     folder = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "INVOICEBOT_DEMO_DIR": str(folder), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", str(free_port())], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "handlers.entry", "demo", "--port", str(free_port())], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True, cwd=folder)
     output: list[str] = []

@@ -49,7 +49,7 @@ def test_sandbox_with_a_stripe_gives_the_profiles_their_customers(tmp_path: Path
     py = sys.executable
     with _process([py, "-m", "sandbox.stripe", "--host", "127.0.0.1", "--port", "0"],
                   r"listening on (http://\S+)") as (stripe_url, _):
-        sandbox = [py, "-m", "bot.cli", "sandbox", "--port", "0", "--db", str(tmp_path / "billing.db"),
+        sandbox = [py, "-m", "handlers.entry", "sandbox", "--port", "0", "--db", str(tmp_path / "billing.db"),
                    "--token", "t0ken", "--fresh", "--stripe-api-base", stripe_url]
         with _process(sandbox, r"Billing sandbox ready at (http://\S+)") as (billing_url, output):
             text = "".join(output)

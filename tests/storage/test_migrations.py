@@ -54,13 +54,13 @@ def test_the_server_refuses_to_start_on_a_database_that_is_behind(tmp_path) -> N
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "STRIPE_API_KEY": "sk_test_x",
            "BILLING_API_URL": "http://127.0.0.1:9", "BILLING_API_TOKEN": "t", "NOTIFY_CHANNEL": "C1",
            "DATABASE_URL": url}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", "0"], env=env,
+    result = subprocess.run([sys.executable, "-m", "handlers.entry", "serve", "--port", "0"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "run `invoicebot db upgrade` first" in result.stderr
     assert "Traceback" not in result.stderr
 
-    upgraded = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, capture_output=True,
+    upgraded = subprocess.run([sys.executable, "-m", "handlers.entry", "db", "upgrade"], env=env, capture_output=True,
                               text=True, timeout=60)
     assert upgraded.returncode == 0 and head_revision() in upgraded.stdout
 

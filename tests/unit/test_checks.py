@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bot.checks import _signing_secret, _version_tuple, check_slack, manifest_bot_scopes, settings_failures
-from bot.app import BOT_SCOPES
+from bot.slack_api import BOT_SCOPES
 from bot.settings import Settings, load_settings
 
 BASE = {"slack_bot_token": "xoxb-x", "stripe_api_key": "sk_test_x", "billing_api_url": "http://127.0.0.1:9",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.app import BOT_SCOPES
+from bot.slack_api import BOT_SCOPES
 
 MANIFEST = yaml.safe_load((Path(__file__).parents[2] / "manifest.yml").read_text())
 
@@ -28,7 +28,7 @@ def test_events_match_the_listeners_and_the_home_tab_is_on() -> None:
 
     handlers = Path(__file__).parents[2] / "handlers"
     listened = {m for f in handlers.glob("*.py") for m in re.findall(r'@app\.event\("([a-z_]+)"\)', f.read_text())}
-    # Bolt's token-revocation listeners subscribe to these two itself (bot/app.py).
+    # Bolt's token-revocation listeners subscribe to these two itself (handlers/app.py).
     listened |= {"app_uninstalled", "tokens_revoked"}
     assert sorted(MANIFEST["settings"]["event_subscriptions"]["bot_events"]) == sorted(listened)
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True

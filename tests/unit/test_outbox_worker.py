@@ -18,6 +18,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.outbox_worker import NOT_INSTALLED, PERMANENT, OutboxWorker
 from bot.retry import Backoff
+from handlers.slack_io import SlackMessages
 from storage.db import create_engine, session_factory
 from storage.models import Base, OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
@@ -88,7 +89,8 @@ def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[s
             raise LookupError(f"invoicebot is not installed in workspace {team}")
         return slack.client(team)
 
-    return OutboxWorker(repo, client_for, fallback_channel=fallback, pace_seconds=0, backoff=backoff)
+    return OutboxWorker(repo, client_for, messages=SlackMessages(), fallback_channel=fallback, pace_seconds=0,
+                        backoff=backoff)
 
 
 async def drain(outbox: OutboxWorker, repo: OutboxRepository, seconds: float = 3.0) -> None:

@@ -34,7 +34,7 @@ def empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def invoicebot(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The CLI in an environment holding nothing but `env` (and what Python needs to run)."""
     base = {k: v for k in ("PATH", "HOME", "LANG", "SYSTEMROOT") if (v := os.environ.get(k))}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env={**base, "PYTHONPATH": str(ROOT),
+    return subprocess.run([sys.executable, "-m", "handlers.entry", *args], cwd=cwd, env={**base, "PYTHONPATH": str(ROOT),
                           **env}, capture_output=True, text=True, timeout=120)
 
 

@@ -1,19 +1,102 @@
-"""The few places where domain services meet Slack's Web API."""
+"""The Slack side of the domain's ports: where services meet Slack's Web API and Block Kit.
+
+bot/ calls these through Protocols (bot.identity.Directory, bot.routing's channel info,
+bot.processor's payment events, bot.outbox_worker.MessageFormat, bot.cards.CardNotices)
+and never imports this module; handlers/app.py wires them in.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from blocks.notifications import payer_message, payment_notice
-from blocks.pay_modal import payment_view
-from bot.identity import DEFAULT_LOCALE, DirectoryEntry, babel_locale
+from blocks.home import home_view
+from blocks.invoices import Message, invoice_list_message
+from blocks.notifications import DIGEST_SIZE, card_saved_message, digest, payer_message, payment_notice
+from blocks.pay_modal import pay_form_view, payment_view
+from bot.cache import TTLCache
+from bot.clock import Clock, today
+from bot.home import HomeService
+from bot.identity import DEFAULT_LOCALE, DirectoryEntry, IdentityService, Viewer, babel_locale
+from bot.invoices import InvoiceService, ListQuery
+from bot.payments import PayForm
 from bot.routing import ChannelInfo, NotificationRouter
-from storage.models import OutboxMessage, Payment, PaymentStatus
+from bot.settings import Settings
+from bot.slack_api import slack_client
+from storage.models import OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.payments import PaymentRepository
+
+ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
+
+
+class WorkspaceClients:
+    """The Web API client of a workspace: the one bot token's, or (many workspaces, OAuth)
+    that workspace's own bot token's, cached for a minute."""
+
+    def __init__(self, settings: Settings, default: AsyncWebClient,
+                 installations: AsyncSQLAlchemyInstallationStore | None) -> None:
+        self._settings = settings
+        self._default = default
+        self._installations = installations
+        self._clients: TTLCache[str, AsyncWebClient] = TTLCache(60.0)
+
+    async def __call__(self, team_id: str) -> AsyncWebClient:
+        installations = self._installations
+        if installations is None:
+            return self._default
+
+        async def load() -> AsyncWebClient:
+            bot = await installations.async_find_bot(enterprise_id=None, team_id=team_id)
+            if bot is None or not bot.bot_token:
+                raise LookupError(f"invoicebot is not installed in workspace {team_id}")
+            return slack_client(self._settings, bot.bot_token)
+
+        return await self._clients.get_or_load(team_id, load)
+
+
+class SlackMessages:
+    """How the outbox worker (bot/outbox_worker.py) puts queued messages into Slack's form:
+    one channel's due notices as one digest message, and a rerouted notice's note."""
+
+    batch_size = DIGEST_SIZE
+
+    def combine(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        return digest(payloads)
+
+    def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
+        note = (f"_(Meant for <#{channel}>, where I can't post ({error}): invite me there, "
+                "or change the route with `/invoices notify`.)_")
+        return {**payload, "text": f"{payload.get('text', '')}\n{note}",
+                "blocks": [*(payload.get("blocks") or []),
+                           {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]}
+
+
+class SlackCardNotices:
+    """A card saved on Stripe's page, told in Slack: a DM through the outbox, and the open
+    payment modal redrawn with the new card."""
+
+    def __init__(self, payments_repo: PaymentRepository, client_for: ClientFor, clock: Clock,
+                 on_queued: Callable[[], None]) -> None:
+        self._repo = payments_repo
+        self._client_for = client_for
+        self._clock = clock
+        self._on_queued = on_queued
+
+    async def card_saved(self, team_id: str, user_id: str, *, dedupe_key: str) -> None:
+        await self._repo.add_outbox([OutboxMessage(
+            dedupe_key=dedupe_key, team_id=team_id, channel=user_id, payload=card_saved_message(),
+            attempts=0, next_attempt_at=utcnow())])
+        self._on_queued()
+
+    async def show_form(self, team_id: str, view_id: str, form: PayForm) -> None:
+        await (await self._client_for(team_id)).views_update(
+            view_id=view_id, view=pay_form_view(form, today=today(self._clock)))
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +104,7 @@ log = logging.getLogger(__name__)
 class SlackDirectory:
     """Email and locale from `users.info` (scopes users:read, users:read.email)."""
 
-    def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
+    def __init__(self, client_for: ClientFor) -> None:
         self._client_for = client_for
 
     async def person(self, team_id: str, user_id: str) -> DirectoryEntry:
@@ -44,7 +127,7 @@ class SlackDirectory:
 class SlackChannels:
     """What the bot may do in a channel (conversations.info)."""
 
-    def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
+    def __init__(self, client_for: ClientFor) -> None:
         self._client_for = client_for
 
     async def channel(self, team_id: str, channel_id: str) -> ChannelInfo:
@@ -62,7 +145,7 @@ class SlackChannels:
 class SlackPaymentEvents:
     """Payment events as Slack messages (through the outbox) and live modal updates."""
 
-    def __init__(self, router: NotificationRouter, client_for: Callable[[str], Awaitable[AsyncWebClient]],
+    def __init__(self, router: NotificationRouter, client_for: ClientFor,
                  on_settled: Callable[[Payment], Awaitable[None]] | None = None,
                  on_queued: Callable[[], None] | None = None,
                  authenticate_url: Callable[[str], str | None] | None = None,
@@ -131,3 +214,35 @@ class ListRefresher:
             {**message, "replace_original": True, "response_type": "ephemeral"})
         if response.status_code != 200:
             log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)
+
+
+class ListRenderer:
+    """The `/invoices` list message for one person, fresh (the command, paging, the Home
+    tab's "See all" and the redraw after a payment all use it)."""
+
+    def __init__(self, identity: IdentityService, invoices: InvoiceService, clock: Clock) -> None:
+        self._identity = identity
+        self._invoices = invoices
+        self._clock = clock
+
+    async def message(self, viewer: Viewer, query: ListQuery, page: int = 0) -> tuple[Message, int]:
+        """The message and the number of invoices it lists."""
+        listing = await self._invoices.list_payable(viewer, query)
+        return invoice_list_message(listing, page=page, today=today(self._clock)), len(listing.rows)
+
+    async def __call__(self, team_id: str, user_id: str, query_text: str) -> dict[str, Any]:
+        viewer = await self._identity.viewer(team_id, user_id)
+        message, _count = await self.message(viewer, ListQuery.parse(query_text))
+        return message.as_dict()
+
+
+class HomePublisher:
+    """Build and publish one person's Home tab, fresh (views.publish)."""
+
+    def __init__(self, home: HomeService, client_for: ClientFor) -> None:
+        self._home = home
+        self._client_for = client_for
+
+    async def __call__(self, team_id: str, user_id: str) -> None:
+        view = home_view(await self._home.view(team_id, user_id))
+        await (await self._client_for(team_id)).views_publish(user_id=user_id, view=view)

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.billing import BillingClient
-from bot.cards import CardSaved
+from bot.cards import SavedCards
 from bot.clock import clock_from, today
 from bot.home import HomeRefresher, HomeService
 from bot.identity import IdentityService
@@ -171,7 +171,7 @@ def build_app(settings: Settings) -> Invoicebot:
     processor = PaymentProcessor(payments_repo, stripe, billing, payment_events)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock)
-    cards = CardSaved(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
+    cards = SavedCards(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor)

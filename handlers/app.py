@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -194,7 +195,7 @@ def build_app(settings: Settings) -> Invoicebot:
                       outbox=outbox, reconciler=reconciler, background=background, home_refresher=home_refresher)
 
 
-def _bolt_app(settings: Settings, slack: Any, installations: AsyncSQLAlchemyInstallationStore | None,
+def _bolt_app(settings: Settings, slack: AsyncWebClient, installations: AsyncSQLAlchemyInstallationStore | None,
               engine: AsyncEngine) -> AsyncApp:
     oauth_settings = None
     if installations is not None:

@@ -1,6 +1,6 @@
 """A card saved on Stripe's page: tell its owner, and refresh their open payment modal.
 
-Stripe's webhook (bot/stripe_webhooks.py) calls `CardSaved.saved` with the checkout
+Stripe's webhook (bot/stripe_webhooks.py) calls `SavedCards.saved` with the checkout
 session's metadata; how the person is told is a port (`CardNotices`), Slack's in
 handlers/slack_io.py.
 """
@@ -24,7 +24,7 @@ class CardNotices(Protocol):
         """Redraw the person's open payment form (raises when it is closed)."""
 
 
-class CardSaved:
+class SavedCards:
     def __init__(self, pay_sessions: PaySessionRepository, payments: PaymentService, notices: CardNotices) -> None:
         self._pay_sessions = pay_sessions
         self._payments = payments

@@ -22,12 +22,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.billing import BillingClient
-from bot.cards import CardSaved
+from bot.cards import SavedCards
 from bot.clock import clock_from, today
 from bot.home import HomeRefresher, HomeService
 from bot.identity import IdentityService
@@ -190,7 +191,7 @@ def build_app(settings: Settings) -> Invoicebot:
     processor = PaymentProcessor(payments_repo, stripe, billing, payment_events)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock)
-    cards = CardSaved(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
+    cards = SavedCards(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor)
@@ -234,7 +235,7 @@ def build_app(settings: Settings) -> Invoicebot:
                       scheduler=scheduler)
 
 
-def _bolt_app(settings: Settings, slack: Any, installations: AsyncSQLAlchemyInstallationStore | None,
+def _bolt_app(settings: Settings, slack: AsyncWebClient, installations: AsyncSQLAlchemyInstallationStore | None,
               engine: AsyncEngine) -> AsyncApp:
     oauth_settings = None
     if installations is not None:

@@ -11,7 +11,9 @@ queued in the outbox.
 
 A "crash" raises out of the processor at that point (before or after the call reached
 Stripe or billing), as a process dying there would; "restart" is what runs next: the
-reconciler's pass.
+reconciler's pass over every unfinished payment (the CLI's). Time is a `FakeClock`, the one
+clock the processor, the reconciler and the repository read: `later(...)` moves it, and
+`tick` is the running server's pass, which looks only at payments whose retry is due.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus
 from storage.payments import PaymentRepository
-from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeNotifier, FakeStripe,
-                         Faults, How, Point, memory_database, new_payment, webhook)
+from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeClock, FakeNotifier,
+                         FakeStripe, Faults, How, Point, memory_database, new_payment, webhook)
 
 SECRET = "whsec_state_machine"
 
@@ -44,8 +46,8 @@ class CountingRepository(PaymentRepository):
     """The real repository, noting every move that took effect (a guarded update that lost
     its race is not a move)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions)
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+        super().__init__(sessions, clock.now)
         self.moves: list[str] = []
 
     async def transition(self, payment_id: str, from_states: Any, to_state: PaymentStatus, **kwargs: Any) -> Any:
@@ -67,6 +69,7 @@ class World:
     processor: PaymentProcessor
     reconciler: Reconciler
     webhooks: StripeWebhooks
+    clock: FakeClock
     payment_id: str = ""
     answers: list[int] = field(default_factory=list)  # webhook HTTP statuses
     resolved: list[Resolved] = field(default_factory=list)
@@ -117,6 +120,25 @@ def crashing(step: Step) -> Step:
 async def restart(w: World) -> None:
     """The server is back: the reconciler's pass (the CLI's `reconcile`: every unfinished payment now)."""
     await w.reconciler.run_once(force=True)
+
+
+async def tick(w: World) -> None:
+    """The running server's reconciler pass: only payments whose next look is due now."""
+    await w.reconciler.run_once()
+
+
+def later(**delta: float) -> Step:
+    """Time passes (the fake clock moves; nothing runs by itself)."""
+    async def run(w: World) -> None:
+        w.clock.move(**delta)
+    return run
+
+
+def still(state: str) -> Step:
+    """Midway, a person checking finds the payment here."""
+    async def run(w: World) -> None:
+        assert (await w.payment()).status == state
+    return run
 
 
 def arm(point: Point, how: How, times: int = 1) -> Step:
@@ -360,15 +382,16 @@ ROWS = [
 async def _run(row: Row, then: Step | None = None) -> World:
     async with memory_database() as sessions:
         faults = Faults()
-        billing, stripe, notifier = FakeBilling(faults), FakeStripe(faults), FakeNotifier()
-        repo = CountingRepository(sessions)
-        processor = PaymentProcessor(repo, stripe, billing, notifier)
+        billing, stripe, notifier, clock = FakeBilling(faults), FakeStripe(faults), FakeNotifier(), FakeClock()
+        repo = CountingRepository(sessions, clock)
+        processor = PaymentProcessor(repo, stripe, billing, notifier, clock=clock)
 
         async def card_saved(_metadata: dict[str, str]) -> None:
             raise AssertionError("no card is saved here")
 
-        w = World(sessions, faults, billing, stripe, notifier, repo, processor, Reconciler(repo, processor),
-                  StripeWebhooks(SECRET, processor, sessions, card_saved))
+        w = World(sessions, faults, billing, stripe, notifier, repo, processor,
+                  Reconciler(repo, processor, clock=clock), StripeWebhooks(SECRET, processor, sessions, card_saved),
+                  clock)
         invoice = billing.add_invoice("inv_1", "120.00")
         w.payment_id = (await repo.create(new_payment(invoice, row.method))).id
         for step in row.steps:

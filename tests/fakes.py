@@ -79,6 +79,8 @@ class FakeClock:
 @dataclass
 class Faults:
     armed: dict[str, list[How]] = field(default_factory=dict)
+    # Set once a call hangs at an armed point: a test's deadline then passes exactly there.
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)
 
     def arm(self, point: Point, how: How, *, times: int = 1) -> None:
         self.armed.setdefault(point, []).extend([how] * times)
@@ -96,18 +98,18 @@ class Faults:
     async def around(self, point: str, call: Callable[[], Awaitable[T]]) -> T:
         how = self._take(point, "before")
         if how is not None:
-            await _hang_or_raise(point, how)
+            await self._hang_or_raise(point, how)
         result = await call()
         how = self._take(point, "after")
         if how is not None:
-            await _hang_or_raise(point, how)
+            await self._hang_or_raise(point, how)
         return result
 
-
-async def _hang_or_raise(point: str, how: How) -> None:
-    if how.startswith("hang"):
-        await asyncio.Event().wait()  # never set: only a timeout or a cancel ends this
-    raise _fault(point, how)
+    async def _hang_or_raise(self, point: str, how: How) -> None:
+        if how.startswith("hang"):
+            self.hanging.set()
+            await asyncio.Event().wait()  # never set: only a timeout or a cancel ends this
+        raise _fault(point, how)
 
 
 def _fault(point: str, how: How) -> Exception:

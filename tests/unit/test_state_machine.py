@@ -105,9 +105,12 @@ async def live(w: World) -> None:
 
 
 async def live_past_deadline(w: World) -> None:
-    """The live drive, stopped by the submission's deadline (as `handlers/views.py` does)."""
+    """The live drive, stopped by the submission's deadline (as `handlers/views.py` does),
+    which passes while the armed call hangs (whatever the machine's load)."""
+    drive = asyncio.ensure_future(w.processor.advance(w.payment_id))
+    await asyncio.wait_for(w.faults.hanging.wait(), 5)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(w.processor.advance(w.payment_id), 0.05)
+        await asyncio.wait_for(drive, 0.01)
 
 
 def crashing(step: Step) -> Step:
@@ -153,12 +156,15 @@ async def fixed(w: World) -> None:
 
 
 def stripe_later(action: str, *, ok: bool = True) -> Step:
-    """At Stripe, without us: the cardholder's 3-D Secure, or the bank settling a debit."""
+    """At Stripe, without us: the cardholder's 3-D Secure, the bank settling a debit, the
+    intent canceled or confirmed there."""
     async def run(w: World) -> None:
         intent = (await w.payment()).stripe_payment_intent_id
         assert intent
         if action == "cancel":
             await w.stripe.cancel_intent(intent)
+        elif action == "confirm":  # someone confirms it in Stripe's Dashboard
+            await w.stripe.confirm_intent(intent, idempotency_key="dashboard")
         else:
             (w.stripe.authenticate if action == "authenticate" else w.stripe.settle_debit)(intent, ok=ok)
     return run
@@ -363,6 +369,54 @@ ROWS = [
     Row("3-D Secure replaced by a new attempt: canceled; a late webhook changes nothing", THREE_D_SECURE,
         (live, cancel("Replaced by a new payment attempt."), event("payment_intent.canceled"), restart),
         "canceled", 0, 0, THREE_DS + (("canceled", "live"),), answers=(200,)),
+
+    # Time: a stalled payment is looked at when its retry comes due on the clock, not before.
+    Row("billing down after the charge: no look before the retry is due (5 s), recorded once it is", CARD,
+        (arm("billing.record", "down"), live, tick, still("charged"), later(seconds=4), tick, still("charged"),
+         later(seconds=2), tick), "recorded", 1, 1, (("charged", "live"), ("recorded", "reconciler")), ("paid",),
+        ("recorded",)),
+    Row("Stripe down at confirm twice: looked at after 5 s, then 10 s; confirmed once", CARD,
+        (arm("stripe.confirm", "timeout_before", times=2), live, later(seconds=6), tick, still("confirming"),
+         later(seconds=6), tick, still("confirming"), later(seconds=6), tick), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("interrupted mid-confirm: the server's reconciler takes it after a minute, not before", CARD,
+        (arm("stripe.confirm", "crash_before"), crashing(live), tick, still("confirming"), later(seconds=61), tick),
+        "recorded", 1, 1, RESTART_PAID, ("paid",), ("recorded",)),
+    Row("3-D Secure authenticated, no webhook: looked at after ten minutes, not before", THREE_D_SECURE,
+        (live, stripe_later("authenticate"), later(minutes=9), tick, still("requires_action"), later(minutes=2),
+         tick), "recorded", 1, 1, THREE_DS + (("charged", "reconciler"), ("recorded", "reconciler")), ("paid",),
+        ("recorded",)),
+
+    # Stripe refuses the confirm (not a decline, not an outage).
+    Row("confirm refused (400), the intent unconfirmed: needs attention at once, not charged", CARD,
+        (arm("stripe.confirm", "refuse"), live, restart), "needs_attention", 0, 0, (("needs_attention", "live"),),
+        ("attention",), ("needs_attention",), failure="it was not charged"),
+    Row("confirm and the look refused (400): needs attention, charge unknown", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live), "needs_attention", 0, 0,
+        (("needs_attention", "live"),), ("attention",), ("needs_attention",),
+        failure="could not tell whether it was charged"),
+    Row("confirm refused for now (409), then answered: confirmed once on the next look", CARD,
+        (arm("stripe.confirm", "refuse_for_now"), live, still("confirming"), later(seconds=6), tick), "recorded",
+        1, 1, RESTART_PAID, ("paid",), ("recorded",)),
+    Row("confirm refused (409) five times: needs attention after the fifth look, not before", CARD,
+        (arm("stripe.confirm", "refuse_for_now", times=5), live, later(seconds=6), tick, later(seconds=11), tick,
+         later(seconds=23), tick, still("confirming"), later(seconds=45), tick), "needs_attention", 0, 0,
+        (("needs_attention", "reconciler"),), ("attention",), ("needs_attention",), failure="it was not charged"),
+    Row("confirm refused because the intent was confirmed elsewhere: the look finds it charged", CARD,
+        (arm("stripe.confirm", "timeout_before"), live, stripe_later("confirm"), live), "recorded", 1, 1,
+        LIVE_PAID, ("paid",), ()),
+    Row("refused confirm, then Stripe's webhook says it succeeded: recorded", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live, stripe_later("confirm"),
+         event("payment_intent.succeeded")), "recorded", 1, 1,
+        (("needs_attention", "live"), ("charged", "webhook"), ("recorded", "webhook")), ("attention", "paid"),
+        ("needs_attention", "recorded"), (200,)),
+    Row("refused confirm, resolve --record once Stripe is fixed: confirmed once, recorded", CARD,
+        (arm("stripe.confirm", "refuse"), live, fixed, resolve("record"), resolve("record")), "recorded", 1, 1,
+        (("needs_attention", "live"), ("charged", "operator"), ("recorded", "operator")), ("attention", "paid"),
+        ("needs_attention", "recorded"), record_status="succeeded"),
+    Row("refused confirm, resolve --record still refused: stays, no new word", CARD,
+        (arm("stripe.confirm", "refuse", times=2), live, resolve("record")), "needs_attention", 0, 0,
+        (("needs_attention", "live"),), ("attention",), ("needs_attention",), failure="it was not charged"),
 
     # Webhooks late, repeated, out of order.
     Row("the same webhook twice: acted on once", THREE_D_SECURE,

@@ -10,8 +10,13 @@ whoever looks at it next, with the same idempotency keys: one charge, one record
                                     ├─▶ requires_action ──webhook──▶ charged | failed
                                     └─▶ failed (declined)
     charged | debiting | processing ──billing refuses for good──▶ needs_attention
+    confirming ──Stripe refuses the confirm/look (at once if permanent, else the 5th time)──▶ needs_attention
     needs_attention ──operator: resolve --record──▶ recorded | processing | failed
                     ──operator: resolve --refund──▶ refunded
+                    ──operator: resolve --cancel (a refused confirm, nothing charged)──▶ failed
+                    ──Stripe's word on a refused confirm (webhook, --record)──▶ charged | debiting | ...
+
+Time is the injected `Clock` (the repository's too): retry times, "due a look", row times.
 
 Every move is audited here, in the same transaction as the move, whichever path made it
 (live, webhook, reconciler, operator): `payment_result` for an outcome, the charge and a
@@ -377,6 +382,26 @@ class PaymentProcessor:
             return await self._advance(moved.id, recovering=True, since=moved.status)
         return moved
 
+    async def resolve_cancel(self, payment: Payment, *, by: str) -> Payment:
+        """End a refused confirm for good: cancel its intent at Stripe, so it can never
+        charge, and end the payment failed ("not charged", now known). Should Stripe show the
+        intent past cancelling (it was charged after all), the payment follows Stripe instead."""
+        assert payment.stripe_payment_intent_id
+        with driving("operator", override=True), _operator(by):
+            result = await self._stripe.cancel_intent(payment.stripe_payment_intent_id)
+            if result.status == "canceled":
+                preview = _copy(payment, status=S.FAILED.value, failure_message=CANCELED_NOT_CHARGED)
+                moved = await self._move(payment, [S.NEEDS_ATTENTION], S.FAILED, failure_message=CANCELED_NOT_CHARGED,
+                                         outbox=await self._events.notices(preview, "failed"))
+            else:
+                moved = await self.apply_intent(payment, result)
+                if moved is not None and S(moved.status) in (S.CHARGED, S.DEBITING):
+                    moved = await self._advance(moved.id, recovering=True, since=moved.status)
+            after = moved or await self._repo.get(payment.id) or payment
+        if after.status != payment.status:
+            await self._safe_changed(after, update_modal=True)
+        return after
+
     async def resolve_refund(self, payment: Payment, *, by: str) -> Payment:
         """Give the money back through Stripe (once: the refund's idempotency key is the
         payment's), then end the payment as refunded, telling the payer and the channel."""
@@ -435,6 +460,7 @@ STRIPE_REFUSALS_BEFORE_ATTENTION = 5
 # The words for it: never that money moved, and "not charged" only when Stripe said so.
 REFUSED_UNKNOWN = "Stripe refused to confirm this payment; we could not tell whether it was charged."
 REFUSED_NOT_CHARGED = "Stripe refused to confirm this payment; it was not charged."
+CANCELED_NOT_CHARGED = "Stripe refused to confirm this payment; it was not charged, and it has been canceled."
 
 
 class _Refused(Exception):  # noqa: N818 - an internal signal, not an error for callers

@@ -418,6 +418,21 @@ ROWS = [
         (arm("stripe.confirm", "refuse", times=2), live, resolve("record")), "needs_attention", 0, 0,
         (("needs_attention", "live"),), ("attention",), ("needs_attention",), failure="it was not charged"),
 
+    Row("refused confirm, resolve --cancel: the intent canceled, failed, payer and channel told", CARD,
+        (arm("stripe.confirm", "refuse"), live, resolve("cancel"), resolve("cancel")), "failed", 0, 0,
+        (("needs_attention", "live"), ("failed", "operator")), ("attention", "failed"), ("needs_attention", "failed"),
+        failure="not charged, and it has been canceled"),
+    Row("refused confirm, resolve --refund: refused, nothing was charged to give back", CARD,
+        (arm("stripe.confirm", "refuse"), live, resolve("refund", refused="nothing to refund")), "needs_attention",
+        0, 0, (("needs_attention", "live"),), ("attention",), ("needs_attention",)),
+    Row("refused confirm charged after all (Dashboard), resolve --refund: refunded once", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live, stripe_later("confirm"),
+         resolve("refund")), "refunded", 1, 0, (("needs_attention", "live"), ("refunded", "operator")),
+        ("attention", "refunded"), ("needs_attention", "refunded"), refunds=1),
+    Row("resolve --cancel of a charge billing refused: refused, nothing changes", CARD,
+        (arm("billing.record", "refuse"), live, resolve("cancel", refused="only a payment whose confirm")),
+        "needs_attention", 1, 0, ATTENTION, ("attention",), ("needs_attention",)),
+
     # Webhooks late, repeated, out of order.
     Row("the same webhook twice: acted on once", THREE_D_SECURE,
         (live, stripe_later("authenticate"), event("payment_intent.succeeded"), resent), "recorded", 1, 1,

@@ -10,7 +10,7 @@ whoever looks at it next, with the same idempotency keys: one charge, one record
                                     ├─▶ requires_action ──webhook──▶ charged | failed
                                     └─▶ failed (declined)
     charged | debiting | processing ──billing refuses for good──▶ needs_attention
-    confirming ──Stripe refuses the confirm/look (at once if permanent, else the 5th time)──▶ needs_attention
+    confirming | requires_action ──Stripe refuses the confirm/look (at once if permanent, else the 5th time)──▶ needs_attention
     needs_attention ──operator: resolve --record──▶ recorded | processing | failed
                     ──operator: resolve --refund──▶ refunded
                     ──operator: resolve --cancel (a refused confirm, nothing charged)──▶ failed
@@ -191,7 +191,16 @@ class PaymentProcessor:
         if not payment.stripe_payment_intent_id:
             return None
         with driving("reconciler"):
-            result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            try:
+                result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            except StripeRejected as exc:
+                if payment.status != S.REQUIRES_ACTION:
+                    raise  # a bank debit on its way: its webhook settles it; the reconciler backs off
+                # 3-D Secure we cannot see: bounded like a refused confirm (charge unknown).
+                moved = await self._refused(payment, _Refused(exc, not_charged=False))
+                if moved is not None:
+                    await self._safe_changed(moved, update_modal=True)
+                return moved
             after = await self.on_intent(payment.stripe_payment_intent_id, result)
         if after is not None and after.status == payment.status:
             await self._repo.touch(payment.id, next_attempt_at=self._clock.now() + dt.timedelta(minutes=10))

@@ -51,14 +51,22 @@ def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> di
     elif event == "failed":
         head = (f":x: The payment of *{amount}* by {who} on invoice {invoice} with {method} did not go through: "
                 f"{safe(payment.failure_message or 'no reason given', 300)}")
+    elif event == "attention" and payment.attention_step == "confirm":
+        # Stripe refused to confirm: no word that money moved (the reason says what is known).
+        head = (f":rotating_light: *Needs attention:* Stripe refused to confirm the payment of *{amount}* by {who} "
+                f"on invoice {invoice} with {method}. {safe(payment.failure_message or '', 300)} An operator checks "
+                f"it in Stripe and resolves it with `invoicebot payments resolve {payment.id} --record` (tries the "
+                "confirm again, records it if charged) or `--refund` (if it was charged).")
     elif event == "attention":
         head = (f":rotating_light: *Needs attention:* {who} was charged *{amount}* on invoice {invoice} with "
                 f"{method}, but the billing system refused to record it: "
                 f"{safe(payment.failure_message or '', 300)} An operator resolves it with "
                 f"`invoicebot payments resolve {payment.id} --record` (once billing is fixed) or `--refund`.")
     elif event == "refunded":
+        why = ("which Stripe had refused to confirm" if payment.attention_step == "confirm"
+               else "which the billing system would not record")
         head = (f":leftwards_arrow_with_hook: The payment of *{amount}* by {who} on invoice {invoice} with {method}, "
-                "which the billing system would not record, has been *refunded*. The invoice's balance is unchanged.")
+                f"{why}, has been *refunded*. The invoice's balance is unchanged.")
     else:  # pragma: no cover - every event is listed above
         raise ValueError(event)
     blocks = [
@@ -91,13 +99,19 @@ def payer_message(payment: Payment) -> dict[str, Any]:
         head = (f":lock: Your payment of *{amount}* on invoice {invoice} needs 3-D Secure authentication by the "
                 f"cardholder; {method} has not been charged. Finish it on the invoice page, or pay again with "
                 "another method.")
+    elif status == "needs_attention" and payment.attention_step == "confirm":
+        head = (f":rotating_light: Stripe refused to confirm your payment of *{amount}* on invoice {invoice} with "
+                f"{method}. {reason} Our finance team has been told and will finish it or give the money back; "
+                "you'll hear here. *Please don't pay this invoice again.*")
     elif status == "needs_attention":
         head = (f":rotating_light: Your payment of *{amount}* on invoice {invoice} was charged to {method}, but the "
                 f"billing system refused to record it. {reason} Our finance team has been told and will either "
                 "record it or refund it; you'll hear here. *Please don't pay this invoice again.*")
     elif status == "refunded":
-        head = (f":leftwards_arrow_with_hook: Your payment of *{amount}* on invoice {invoice} with {method} could not "
-                "be recorded by the billing system and has been *refunded* to it. The invoice is still due.")
+        why = ("was refused by Stripe" if payment.attention_step == "confirm"
+               else "could not be recorded by the billing system")
+        head = (f":leftwards_arrow_with_hook: Your payment of *{amount}* on invoice {invoice} with {method} {why} "
+                "and has been *refunded* to it. The invoice is still due.")
     else:  # failed
         head = (f":x: Your payment of *{amount}* on invoice {invoice} with {method} did not go through: "
                 f"{reason or 'no reason given.'} Nothing was charged; press *Pay Now* to try again.")

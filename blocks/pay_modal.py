@@ -213,6 +213,11 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
             f":white_check_mark: *{amount}* was charged to {method}.\n:hourglass: Recording the payment on "
             f"invoice *{number}* in the billing system… This is retried automatically; you'll get a direct "
             f"message with the confirmation (it is also posted in {channel_hint}). *Don't pay again.*"))
+    if status is PaymentStatus.NEEDS_ATTENTION and payment.attention_step == "confirm":
+        return message_view("Stripe refused the payment", (
+            f":rotating_light: Stripe refused to confirm the payment of *{amount}* with {method} for invoice "
+            f"*{number}*. {safe(payment.failure_message or '', 500)}\nOur finance team has been told and will "
+            "finish it or give the money back; you'll get a direct message when it's done. *Don't pay again.*"))
     if status is PaymentStatus.NEEDS_ATTENTION:
         return message_view("Charged, but not recorded", (
             f":rotating_light: *{amount}* was charged to {method}, but the billing system refused to record it on "
@@ -220,8 +225,9 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
             "will either record it or refund it; you'll get a direct message when it's done. *Don't pay again.*"))
     if status is PaymentStatus.REFUNDED:
         return message_view("Payment refunded", (
-            f":leftwards_arrow_with_hook: The billing system could not record the payment of *{amount}* on invoice "
-            f"*{number}*, so it has been refunded to {method}. The invoice is still due."))
+            f":leftwards_arrow_with_hook: {'Stripe refused to confirm' if payment.attention_step == 'confirm' else 'The billing system could not record'} "
+            f"the payment of *{amount}* on invoice *{number}*, so it has been refunded to {method}. The invoice is "
+            "still due."))
     if status in (PaymentStatus.DEBITING, PaymentStatus.PROCESSING):
         return message_view("Bank debit on its way", (
             f":bank: A bank debit of *{amount}* from {method} for invoice *{number}* is on its way. "

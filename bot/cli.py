@@ -117,12 +117,16 @@ def payments_resolve(
         refund: Annotated[bool, typer.Option("--refund", help="refund it at Stripe")] = False,
         record: Annotated[bool, typer.Option("--record", help="record it in billing again (once billing is fixed)")]
         = False,
+        cancel: Annotated[bool, typer.Option("--cancel", help="a confirm Stripe refused, not charged: cancel it")]
+        = False,
         by: Annotated[str | None, typer.Option(help="who resolves it (default: the OS user)")] = None) -> None:
-    """End a payment that needs attention: refund it, or record it again (audited; payer and channel told)."""
-    if refund == record:
-        typer.echo("invoicebot payments resolve: choose one of --refund or --record", err=True)
+    """End a payment that needs attention: refund it, record it again (or retry a refused confirm), or cancel
+    a refused confirm that charged nothing (audited; payer and channel told)."""
+    if refund + record + cancel != 1:
+        typer.echo("invoicebot payments resolve: choose one of --refund, --record or --cancel", err=True)
         _exit(2)
-    _exit(impl.guarded(lambda: impl.resolve_payment(ctx.obj, payment_id, how="refund" if refund else "record", by=by)))
+    how = "refund" if refund else "cancel" if cancel else "record"
+    _exit(impl.guarded(lambda: impl.resolve_payment(ctx.obj, payment_id, how=how, by=by)))
 
 
 @app.command()

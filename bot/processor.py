@@ -10,8 +10,13 @@ whoever looks at it next, with the same idempotency keys: one charge, one record
                                     ├─▶ requires_action ──webhook──▶ charged | failed
                                     └─▶ failed (declined)
     charged | debiting | processing ──billing refuses for good──▶ needs_attention
+    confirming | requires_action ──Stripe refuses the confirm/look (at once if permanent, else the 5th time)──▶ needs_attention
     needs_attention ──operator: resolve --record──▶ recorded | processing | failed
                     ──operator: resolve --refund──▶ refunded
+                    ──operator: resolve --cancel (a refused confirm, nothing charged)──▶ failed
+                    ──Stripe's word on a refused confirm (webhook, --record)──▶ charged | debiting | ...
+
+Time is the injected `Clock` (the repository's too): retry times, "due a look", row times.
 
 Every move is audited here, in the same transaction as the move, whichever path made it
 (live, webhook, reconciler, operator): `payment_result` for an outcome, the charge and a
@@ -29,11 +34,12 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 from bot.billing import BillingError, PaymentRecord, RecordedPayment
+from bot.clock import Clock, SystemClock
 from bot.money import Money
 from bot.ports import BillingApi, PaymentIntents, PaymentNotifier
 from bot.retry import PAYMENT_RETRY
 from bot.stripe_gateway import IntentResult, StripeRejected, StripeUnavailable
-from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus
 from storage.payments import PaymentRepository
 
 log = logging.getLogger(__name__)
@@ -77,11 +83,13 @@ PaymentEvents = PaymentNotifier
 
 class PaymentProcessor:
     def __init__(self, repo: PaymentRepository, stripe: PaymentIntents, billing: BillingApi,
-                 events: PaymentNotifier) -> None:
+                 events: PaymentNotifier, *, clock: Clock | None = None) -> None:
         self._repo = repo
         self._stripe = stripe
         self._billing = billing
         self._events = events
+        # The app's one clock (the repository's too): retry times are counted from it.
+        self._clock = clock or SystemClock()
 
     async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None,
                       driver: str | None = None) -> Payment:
@@ -107,10 +115,10 @@ class PaymentProcessor:
                 if step is None:
                     break
                 payment = step
-        except (StripeUnavailable, BillingError) as exc:
+        except (StripeUnavailable, BillingError, _RefusedForNow) as exc:
             log.warning("payment %s stalled in %s: %s", payment.id, payment.status, exc)
             await self._repo.touch(payment.id, attempts=payment.attempts + 1,
-                                   next_attempt_at=PAYMENT_RETRY.next_at(payment.attempts + 1))
+                                   next_attempt_at=PAYMENT_RETRY.next_at(payment.attempts + 1, now=self._clock.now()))
             payment = await self._repo.get(payment.id) or payment
         if payment.status != before:
             # A live submission renders its own modal; background paths update it here.
@@ -134,13 +142,10 @@ class PaymentProcessor:
             # Stored before confirming, so a crash from here on is resolved by asking Stripe.
             return await self._move(payment, [S.CREATED], S.CONFIRMING, stripe_payment_intent_id=intent.id)
         if status is S.CONFIRMING:
-            assert payment.stripe_payment_intent_id
-            result: IntentResult | None = None
-            if recovering:
-                result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
-            if result is None or result.status == "requires_confirmation":
-                result = await self._stripe.confirm_intent(payment.stripe_payment_intent_id,
-                                                           idempotency_key=f"{payment.id}-confirm")
+            try:
+                result = await self._confirm(payment, look_first=recovering)
+            except _Refused as refused:
+                return await self._refused(payment, refused)
             return await self.apply_intent(payment, result)
         if status is S.CHARGED:
             return await self._record(payment, "succeeded", S.CHARGED, S.RECORDED, "paid")
@@ -162,24 +167,24 @@ class PaymentProcessor:
         if payment is None:
             return None
         status = S(payment.status)
+        # A confirm Stripe refused (needs_attention) is still waiting on Stripe's word.
+        unconfirmed = status is S.CONFIRMING or (status is S.NEEDS_ATTENTION and payment.attention_step == "confirm")
         if result.status == "succeeded":
             if status is S.PROCESSING:
                 return await self.settle(payment, succeeded=True)
             if status is S.DEBITING:
                 # Cleared before we recorded it as processing: record it as succeeded.
                 await self._move(payment, [S.DEBITING], S.CHARGED)
-            elif status in (S.CONFIRMING, S.REQUIRES_ACTION):
+            elif unconfirmed or status is S.REQUIRES_ACTION:
                 await self.apply_intent(payment, result)
-        elif result.status == "processing" and status is S.CONFIRMING:
-            await self.apply_intent(payment, result)
-        elif result.status == "requires_action" and status is S.CONFIRMING:
+        elif result.status in ("processing", "requires_action") and unconfirmed:
             await self.apply_intent(payment, result)
         elif result.status in ("declined", "canceled"):
             if status is S.PROCESSING:
                 return await self.settle(payment, succeeded=False, reason=result.message)
             if status is S.DEBITING:
                 await self._move(payment, [S.DEBITING], S.FAILED, failure_message=result.message or "The bank debit failed.")
-            elif status in (S.CONFIRMING, S.REQUIRES_ACTION):
+            elif unconfirmed or status is S.REQUIRES_ACTION:
                 await self.apply_intent(payment, result)
         return await self.advance(payment.id, recovering=True, since=status.value)
 
@@ -189,10 +194,19 @@ class PaymentProcessor:
         if not payment.stripe_payment_intent_id:
             return None
         with driving("reconciler"):
-            result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            try:
+                result = await self._stripe.retrieve_intent(payment.stripe_payment_intent_id)
+            except StripeRejected as exc:
+                if payment.status != S.REQUIRES_ACTION:
+                    raise  # a bank debit on its way: its webhook settles it; the reconciler backs off
+                # 3-D Secure we cannot see: bounded like a refused confirm (charge unknown).
+                moved = await self._refused(payment, _Refused(exc, not_charged=False))
+                if moved is not None:
+                    await self._safe_changed(moved, update_modal=True)
+                return moved
             after = await self.on_intent(payment.stripe_payment_intent_id, result)
         if after is not None and after.status == payment.status:
-            await self._repo.touch(payment.id, next_attempt_at=utcnow() + dt.timedelta(minutes=10))
+            await self._repo.touch(payment.id, next_attempt_at=self._clock.now() + dt.timedelta(minutes=10))
         return after
 
     async def cancel(self, payment: Payment, from_state: PaymentStatus, reason: str) -> Payment | None:
@@ -216,14 +230,18 @@ class PaymentProcessor:
 
     async def apply_intent(self, payment: Payment, result: IntentResult) -> Payment | None:
         """Move a payment to where Stripe says its PaymentIntent is."""
-        waiting = [S.CONFIRMING, S.REQUIRES_ACTION]
+        # A confirm Stripe refused waits for a person in needs_attention; Stripe's word on
+        # the intent (an operator's retry, a webhook) moves it on from there too.
+        confirming = [S.CONFIRMING] + ([S.NEEDS_ATTENTION] if payment.attention_step == "confirm" else [])
+        waiting = [*confirming, S.REQUIRES_ACTION]
+        done = {"attention_step": None} if payment.attention_step == "confirm" else {}
         if result.status == "succeeded":
-            return await self._move(payment, waiting, S.CHARGED, failure_message=None)
+            return await self._move(payment, waiting, S.CHARGED, failure_message=None, **done)
         if result.status == "processing":
-            return await self._move(payment, [S.CONFIRMING], S.DEBITING)
+            return await self._move(payment, confirming, S.DEBITING, failure_message=None, **done)
         if result.status == "requires_action":
-            return await self._move(payment, [S.CONFIRMING], S.REQUIRES_ACTION,
-                                    failure_message="This card needs 3-D Secure authentication.")
+            return await self._move(payment, confirming, S.REQUIRES_ACTION,
+                                    failure_message="This card needs 3-D Secure authentication.", **done)
         if result.status in ("declined", "canceled"):
             message = result.message or ("The payment was canceled." if result.status == "canceled"
                                          else "The payment was declined.")
@@ -231,8 +249,53 @@ class PaymentProcessor:
             # a decline in front of the user is shown in the modal only.
             outbox = await self._events.notices(_copy(payment, status=S.FAILED.value, failure_message=message),
                                           "failed") if payment.status == S.REQUIRES_ACTION else []
-            return await self._move(payment, waiting, S.FAILED, failure_message=message, outbox=outbox)
+            return await self._move(payment, waiting, S.FAILED, failure_message=message, outbox=outbox, **done)
         return None
+
+    async def _confirm(self, payment: Payment, *, look_first: bool) -> IntentResult:
+        """Confirm the intent (once: the key is the payment's), looking first where it
+        stands when recovering. A refusal of the confirm is not an answer about the
+        money, so Stripe is asked where the intent stands; raises `_Refused` when that
+        still leaves the payment unconfirmed or unknown."""
+        intent_id = payment.stripe_payment_intent_id
+        assert intent_id
+        try:
+            result = await self._stripe.retrieve_intent(intent_id) if look_first else None
+            if result is not None and result.status != "requires_confirmation":
+                return result
+        except StripeRejected as exc:
+            raise _Refused(exc, not_charged=False) from exc
+        try:
+            return await self._stripe.confirm_intent(intent_id, idempotency_key=f"{payment.id}-confirm")
+        except StripeRejected as refusal:
+            # Refused, say, because the intent is past confirming (confirmed elsewhere,
+            # canceled): where it stands now is the answer.
+            try:
+                result = await self._stripe.retrieve_intent(intent_id)
+            except StripeRejected as exc:
+                raise _Refused(refusal, not_charged=False, permanent=exc.permanent) from refusal
+            if result.status == "requires_confirmation":
+                raise _Refused(refusal, not_charged=True) from refusal  # never confirmed: no money moved
+            return result
+
+    async def _refused(self, payment: Payment, refused: _Refused) -> Payment | None:
+        """Stripe refuses to confirm (or to show) the intent: retried on the curve a few
+        times when the refusal may pass (`STRIPE_REFUSALS_BEFORE_ATTENTION` failed looks in
+        all), at once to a person when it cannot; an operator resolves it."""
+        attempts = payment.attempts + 1
+        if not refused.permanent and attempts < STRIPE_REFUSALS_BEFORE_ATTENTION:
+            raise _RefusedForNow(str(refused.refusal))
+        log.error("payment %s needs attention: Stripe refused the confirm (%s; not charged: %s)", payment.id,
+                  refused.refusal, refused.not_charged)
+        message = REFUSED_NOT_CHARGED if refused.not_charged else REFUSED_UNKNOWN
+        if S(payment.status) is S.NEEDS_ATTENTION:
+            # Refused again while an operator retries: the new reason, no new announcement.
+            await self._repo.touch(payment.id, failure_message=message, attempts=attempts)
+            return None
+        preview = _copy(payment, status=S.NEEDS_ATTENTION.value, failure_message=message, attention_step="confirm")
+        return await self._move(payment, [S(payment.status)], S.NEEDS_ATTENTION,
+                                outbox=await self._events.notices(preview, "attention"), failure_message=message,
+                                attention_step="confirm", attempts=attempts, next_attempt_at=None)
 
     async def _record(self, payment: Payment, billing_status: str, from_state: S, to_state: S,
                       event: str) -> Payment | None:
@@ -304,13 +367,48 @@ class PaymentProcessor:
         with driving("operator", override=True), _operator(by):
             step = payment.attention_step or "record:succeeded"
             kind, _, status = step.partition(":")
-            if kind == "settle":
+            if kind == "confirm":
+                moved = await self._retry_confirm(payment)
+            elif kind == "settle":
                 moved = await self._settle(payment, succeeded=status == "succeeded", reason=payment.failure_message,
                                            from_states=[S.NEEDS_ATTENTION])
             elif status == "processing":
                 moved = await self._record(payment, "processing", S.NEEDS_ATTENTION, S.PROCESSING, "processing")
             else:
                 moved = await self._record(payment, "succeeded", S.NEEDS_ATTENTION, S.RECORDED, "paid")
+            after = moved or await self._repo.get(payment.id) or payment
+        if after.status != payment.status:
+            await self._safe_changed(after, update_modal=True)
+        return after
+
+    async def _retry_confirm(self, payment: Payment) -> Payment | None:
+        """A refused confirm, tried again by an operator: where Stripe says the intent is
+        moves the payment on (charged payments are then recorded); refused again, it stays."""
+        try:
+            result = await self._confirm(payment, look_first=True)
+        except _Refused as refused:
+            return await self._refused(payment, _Refused(refused.refusal, not_charged=refused.not_charged,
+                                                         permanent=True))
+        moved = await self.apply_intent(payment, result)
+        if moved is not None and S(moved.status) in (S.CHARGED, S.DEBITING):
+            return await self._advance(moved.id, recovering=True, since=moved.status)
+        return moved
+
+    async def resolve_cancel(self, payment: Payment, *, by: str) -> Payment:
+        """End a refused confirm for good: cancel its intent at Stripe, so it can never
+        charge, and end the payment failed ("not charged", now known). Should Stripe show the
+        intent past cancelling (it was charged after all), the payment follows Stripe instead."""
+        assert payment.stripe_payment_intent_id
+        with driving("operator", override=True), _operator(by):
+            result = await self._stripe.cancel_intent(payment.stripe_payment_intent_id)
+            if result.status == "canceled":
+                preview = _copy(payment, status=S.FAILED.value, failure_message=CANCELED_NOT_CHARGED)
+                moved = await self._move(payment, [S.NEEDS_ATTENTION], S.FAILED, failure_message=CANCELED_NOT_CHARGED,
+                                         outbox=await self._events.notices(preview, "failed"))
+            else:
+                moved = await self.apply_intent(payment, result)
+                if moved is not None and S(moved.status) in (S.CHARGED, S.DEBITING):
+                    moved = await self._advance(moved.id, recovering=True, since=moved.status)
             after = moved or await self._repo.get(payment.id) or payment
         if after.status != payment.status:
             await self._safe_changed(after, update_modal=True)
@@ -366,6 +464,30 @@ class PaymentProcessor:
             await self._events.changed(payment, update_modal=update_modal)
         except Exception:  # noqa: BLE001 - a live update must never undo a payment
             log.exception("live update for payment %s failed", payment.id)
+
+
+# Stripe refusing a confirm (or the look at its intent) that may pass: failed looks in all
+# (`attempts`, on the PAYMENT_RETRY curve: about a minute and a quarter) before a person is told.
+STRIPE_REFUSALS_BEFORE_ATTENTION = 5
+# The words for it: never that money moved, and "not charged" only when Stripe said so.
+REFUSED_UNKNOWN = "Stripe refused to confirm this payment; we could not tell whether it was charged."
+REFUSED_NOT_CHARGED = "Stripe refused to confirm this payment; it was not charged."
+CANCELED_NOT_CHARGED = "Stripe refused to confirm this payment; it was not charged, and it has been canceled."
+
+
+class _Refused(Exception):  # noqa: N818 - an internal signal, not an error for callers
+    """Stripe refused the confirm (or the look); `not_charged`: Stripe showed the intent
+    still unconfirmed."""
+
+    def __init__(self, refusal: StripeRejected, *, not_charged: bool, permanent: bool = False) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+        self.not_charged = not_charged
+        self.permanent = permanent or refusal.permanent
+
+
+class _RefusedForNow(Exception):  # noqa: N818
+    """A refusal that may pass: the payment waits on the retry curve like a timeout."""
 
 
 _by: ContextVar[str] = ContextVar("payment_operator", default="")

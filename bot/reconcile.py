@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.billing import BillingError
+from bot.clock import Clock, SystemClock
 from bot.processor import PaymentProcessor
 from bot.retry import PAYMENT_RETRY, Backoff
 from bot.stripe_gateway import StripeUnavailable
@@ -35,8 +36,10 @@ class ReconcileReport:
 
 class Reconciler:
     def __init__(self, repo: PaymentRepository, processor: PaymentProcessor, *,
-                 stale_after: dt.timedelta = STALE_AFTER, backoff: Backoff = PAYMENT_RETRY) -> None:
+                 stale_after: dt.timedelta = STALE_AFTER, backoff: Backoff = PAYMENT_RETRY,
+                 clock: Clock | None = None) -> None:
         self._repo = repo
+        self._clock = clock or SystemClock()  # the app's one clock, as the repository's and the processor's
         self._processor = processor
         self._stale_after = stale_after
         self._backoff = backoff
@@ -70,7 +73,7 @@ class Reconciler:
         """The next look at this payment waits on the curve, not for the next pass."""
         current = await self._repo.get(payment.id) or payment
         attempts = current.attempts + 1
-        at = self._backoff.next_at(attempts)
+        at = self._backoff.next_at(attempts, now=self._clock.now())
         if isinstance(exc, (StripeUnavailable, BillingError)):
             log.warning("reconciling payment %s failed (%s: %s), try %d; next look at %s", payment.id,
                         type(exc).__name__, exc, attempts, f"{at:%H:%M:%S}")

@@ -2,7 +2,8 @@
 charged but that the billing API refused to record (`needs_attention`). (The outbox's
 operator verbs are in `bot/operator.py`.)
 
-`invoicebot payments resolve <id> --refund | --record` calls `resolve`; the CLI framework
+`invoicebot payments resolve <id> --refund | --record | --cancel` calls `resolve` (`--cancel`
+only for a confirm Stripe refused: its intent canceled, the payment failed, nothing charged); the CLI framework
 only parses arguments and prints the answer. `resolve_payment` is the same decision with
 its dependencies named (the processor, the payments, the audit log, Stripe's port), so the
 unit tests run it against fakes.
@@ -35,7 +36,7 @@ class Services(Protocol):
 
 log = logging.getLogger(__name__)
 
-Resolution = Literal["refund", "record"]
+Resolution = Literal["refund", "record", "cancel"]
 
 
 class OperatorError(Exception):
@@ -73,7 +74,7 @@ async def resolve_payment(payment_id: str, how: Resolution, *, by: str, payments
     if payment is None:
         raise OperatorError(f"no payment {payment_id}")
     before = payment.status
-    done = {"refund": PaymentStatus.REFUNDED, "record": PaymentStatus.RECORDED}[how]
+    done = {"refund": PaymentStatus.REFUNDED, "record": PaymentStatus.RECORDED, "cancel": PaymentStatus.FAILED}[how]
     if before == done:
         # Run twice: the first run did it; nothing is sent to Stripe or billing again.
         return Resolved(payment.id, before, before, f"{payment.id} is already {before}; nothing to do")
@@ -86,6 +87,16 @@ async def resolve_payment(payment_id: str, how: Resolution, *, by: str, payments
                                     invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                     payment_id=payment.id, how=how, by=by, payer=payment.user_id, **detail)
 
+    refused_confirm = payment.attention_step == "confirm"
+    if how == "cancel" and not refused_confirm:
+        raise OperatorError(f"{payment.id}: only a payment whose confirm Stripe refused can be canceled "
+                            "(this one was charged); use --record or --refund")
+    if how == "refund" and refused_confirm and payment.stripe_payment_intent_id and (
+            await stripe.retrieve_intent(payment.stripe_payment_intent_id)).status != "succeeded":
+        # Stripe refused the confirm and shows no charge: there is nothing to give back.
+        await audited("failed", reason="nothing charged")
+        raise OperatorError(f"{payment.id}: Stripe shows nothing charged for this payment, so there is nothing "
+                            "to refund; use --cancel to end it, or --record to try the confirm again")
     if how == "refund" and payment.method_kind == "bank_debit" and payment.stripe_payment_intent_id and (
             await stripe.retrieve_intent(payment.stripe_payment_intent_id)).status == "processing":
         # Stripe cannot refund a bank debit that has not cleared yet.
@@ -95,6 +106,8 @@ async def resolve_payment(payment_id: str, how: Resolution, *, by: str, payments
     try:
         if how == "refund":
             after = await processor.resolve_refund(payment, by=by)
+        elif how == "cancel":
+            after = await processor.resolve_cancel(payment, by=by)
         else:
             after = await processor.resolve_record(payment, by=by)
     except (StripeRejected, StripeUnavailable, BillingError) as exc:

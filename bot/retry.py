@@ -51,9 +51,11 @@ class Backoff:
         """True once `attempts` tries were made and no more are allowed."""
         return self.max_attempts is not None and attempts >= self.max_attempts
 
-    def next_at(self, attempt: int, *, now: dt.datetime | None = None,
+    def next_at(self, attempt: int, *, now: dt.datetime,
                 rng: Callable[[], float] = random.random) -> dt.datetime:
-        return (now or dt.datetime.now(dt.UTC)) + self.delay(attempt, rng=rng)
+        """When the next try is due, counted from `now`: the caller's injected clock
+        (`bot.clock.Clock`), never the system's, so tests that move time move this too."""
+        return now + self.delay(attempt, rng=rng)
 
     def total(self, attempts: int | None = None) -> dt.timedelta:
         """The longest the waits between `attempts` tries add up to (jitter aside): how

@@ -80,7 +80,21 @@ class StripeUnavailable(Exception):
 
 
 class StripeRejected(Exception):
-    """Stripe refused the request itself (not a decline): a bug or a configuration error."""
+    """Stripe refused the request itself (not a decline): a bug or a configuration error.
+
+    `http_status` and `code` are Stripe's. A refusal is `permanent` when asking again
+    cannot answer differently: the request itself is wrong (400, or 404 for a missing
+    object). A 401/403 (the key or its permissions) or a 409 (the idempotency key in use
+    by a request still running) may pass once someone fixes the setup, or by itself."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+
+    @property
+    def permanent(self) -> bool:
+        return self.http_status in (400, 402, 404)
 
 
 def make_client(api_key: str, api_base: str, *, max_network_retries: int = 2, timeout: float = 20.0) -> stripe.StripeClient:
@@ -278,4 +292,5 @@ def _translate(exc: stripe.StripeError) -> Exception:
         exc.http_status is not None and exc.http_status >= 500
     ) or (isinstance(exc, stripe.APIError)):
         return StripeUnavailable(type(exc).__name__)
-    return StripeRejected(f"{type(exc).__name__}: {exc.user_message or exc.code or exc.http_status}")
+    return StripeRejected(f"{type(exc).__name__}: {exc.user_message or exc.code or exc.http_status}",
+                          http_status=exc.http_status, code=exc.code)

@@ -153,7 +153,7 @@ def build_app(settings: Settings) -> Invoicebot:
     clock = clock_from(settings.clock_offset_file)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    payments_repo = PaymentRepository(sessions)
+    payments_repo = PaymentRepository(sessions, clock.now)
     outbox_repo = OutboxRepository(sessions)
     pay_sessions = PaySessionRepository(sessions, clock.now)
     routes = RouteRepository(sessions)
@@ -188,13 +188,13 @@ def build_app(settings: Settings) -> Invoicebot:
         router, client_for, on_settled=ListRefresher(lists), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,
         on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id))
-    processor = PaymentProcessor(payments_repo, stripe, billing, payment_events)
+    processor = PaymentProcessor(payments_repo, stripe, billing, payment_events, clock=clock)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock)
     cards = SavedCards(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
-    reconciler = Reconciler(payments_repo, processor)
+    reconciler = Reconciler(payments_repo, processor, clock=clock)
     background = Background()
 
     # Timed work: the one scheduler and its kinds of jobs (approval expiry: one more register()).

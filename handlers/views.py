@@ -34,7 +34,7 @@ from bot.processor import OUTCOMES, S, PaymentProcessor, at_rest
 from handlers.context import Background, Refusal, after_ack
 from handlers.requests import SubmitRequest
 from handlers.scheduling import PayLater, wants_later
-from storage.models import Payment, PaymentStatus, utcnow
+from storage.models import Payment, PaymentStatus
 from storage.payments import PaymentRepository
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ async def _uncertain(services: _Services, request: SubmitRequest, payment_id: st
         return await _result_view(services, request, payment)
     if payment.next_attempt_at is None:  # not already waiting for a retry of its own
         await services.payments_repo.touch(payment.id, attempts=payment.attempts + 1,
-                                           next_attempt_at=utcnow() + HANDOVER_DELAY)
+                                           next_attempt_at=services.clock.now() + HANDOVER_DELAY)
         payment = await services.payments_repo.get(payment.id) or payment
     return _where_it_stands(services, payment)
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -31,10 +31,18 @@ class PaymentInFlight(Exception):
 
 
 class PaymentRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """`now` is the app's one clock (`bot.clock.Clock.now`, handed in by the app factory):
+    a row's times (created, moved, touched) and the "due a look" queries read it, never the
+    database's now nor the system's, so they agree with the processor's retry times."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], dt.datetime] = utcnow) -> None:
         self._sessions = sessions
+        self._now = now
 
     async def create(self, payment: Payment) -> Payment:
+        now = self._now()
+        payment.created_at = payment.created_at or now
+        payment.updated_at = payment.updated_at or now
         async with self._sessions.begin() as session:
             session.add(payment)
             try:
@@ -87,7 +95,7 @@ class PaymentRepository:
             result = await session.execute(
                 update(Payment)
                 .where(Payment.id == payment_id, Payment.status.in_([s.value for s in from_states]))
-                .values(status=to_state.value, updated_at=utcnow(), **fields)
+                .values(status=to_state.value, updated_at=self._now(), **fields)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:
@@ -100,6 +108,7 @@ class PaymentRepository:
 
     async def touch(self, payment_id: str, **fields: Any) -> None:
         """Update bookkeeping fields that carry no state (attempt counters, view id)."""
+        fields.setdefault("updated_at", self._now())  # not the column's own (system) onupdate
         async with self._sessions.begin() as session:
             await session.execute(update(Payment).where(Payment.id == payment_id).values(**fields))
 
@@ -123,7 +132,7 @@ class PaymentRepository:
             force: bool = False, limit: int = 100) -> list[Payment]:
         """Payments left in an intermediate state and due a look: their retry time has come,
         or (never retried) they have not moved for `older_than`. `force` ignores both."""
-        now = utcnow()
+        now = self._now()
         query = select(Payment).where(Payment.status.in_([s.value for s in statuses]))
         if not force:
             query = query.where(

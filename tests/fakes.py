@@ -9,6 +9,9 @@
 * `FakeNotifier` is a `PaymentNotifier`: it builds outbox messages with the real adapter's
   dedupe keys (so "told once" is checked by the database, as in production) and records
   every live update.
+* `FakeClock` is a `Clock` that stands still until the test moves it (`move`): the
+  processor, the reconciler and the repository read it, so "a retry comes due after five
+  minutes" is a step of a test, not a wait.
 * `Faults` arms a failure at a named point, before or after the call reaches the fake:
   a crash (`Crash`, raised out of whatever is running, as a process dying there would), a
   timeout (Stripe: `StripeUnavailable`; billing: no answer), billing down (503) or billing
@@ -52,7 +55,7 @@ BANK_DEBIT = "pm_sepa_debit"
 Point = Literal["stripe.create", "stripe.confirm", "stripe.retrieve", "stripe.refund", "stripe.cancel",
                 "billing.record", "billing.settle", "billing.get_invoice"]
 How = Literal["crash_before", "crash_after", "timeout_before", "timeout_after", "hang_before", "hang_after", "down",
-              "refuse"]
+              "refuse", "refuse_for_now"]
 
 
 class Crash(Exception):  # noqa: N818 - it is what it simulates
@@ -60,9 +63,24 @@ class Crash(Exception):  # noqa: N818 - it is what it simulates
     (the reconciler, the next advance) is then run by the test."""
 
 
+class FakeClock:
+    """A `bot.clock.Clock` that moves only when told to."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self._now = start or dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def move(self, **delta: float) -> None:
+        self._now += dt.timedelta(**delta)
+
+
 @dataclass
 class Faults:
     armed: dict[str, list[How]] = field(default_factory=dict)
+    # Set once a call hangs at an armed point: a test's deadline then passes exactly there.
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)
 
     def arm(self, point: Point, how: How, *, times: int = 1) -> None:
         self.armed.setdefault(point, []).extend([how] * times)
@@ -72,33 +90,36 @@ class Faults:
 
     def _take(self, point: str, when: Literal["before", "after"]) -> How | None:
         queue = self.armed.get(point) or []
-        if queue and (queue[0].endswith("_" + when) or (when == "before" and queue[0] in ("down", "refuse"))):
+        at_once = ("down", "refuse", "refuse_for_now")  # these never reach the fake
+        if queue and (queue[0].endswith("_" + when) or (when == "before" and queue[0] in at_once)):
             return queue.pop(0)
         return None
 
     async def around(self, point: str, call: Callable[[], Awaitable[T]]) -> T:
         how = self._take(point, "before")
         if how is not None:
-            await _hang_or_raise(point, how)
+            await self._hang_or_raise(point, how)
         result = await call()
         how = self._take(point, "after")
         if how is not None:
-            await _hang_or_raise(point, how)
+            await self._hang_or_raise(point, how)
         return result
 
-
-async def _hang_or_raise(point: str, how: How) -> None:
-    if how.startswith("hang"):
-        await asyncio.Event().wait()  # never set: only a timeout or a cancel ends this
-    raise _fault(point, how)
+    async def _hang_or_raise(self, point: str, how: How) -> None:
+        if how.startswith("hang"):
+            self.hanging.set()
+            await asyncio.Event().wait()  # never set: only a timeout or a cancel ends this
+        raise _fault(point, how)
 
 
 def _fault(point: str, how: How) -> Exception:
     if how.startswith("crash"):
         return Crash(f"{how} {point}")
     if point.startswith("stripe."):
-        if how == "refuse":
-            return StripeRejected(f"InvalidRequestError: {point} refused")
+        if how == "refuse":  # the request itself is wrong: asking again cannot help
+            return StripeRejected(f"InvalidRequestError: {point} refused", http_status=400, code="parameter_invalid")
+        if how == "refuse_for_now":  # the same idempotency key still in use: may pass
+            return StripeRejected(f"IdempotencyError: {point} refused", http_status=409, code="idempotency_key_in_use")
         return StripeUnavailable("APIConnectionError")
     if how == "refuse":
         if point == "billing.settle":
@@ -234,7 +255,8 @@ class FakeStripe:
                 return self._keys[idempotency_key]
             intent = self.intents[intent_id]
             if intent["status"] != "requires_confirmation":
-                raise StripeRejected("InvalidRequestError: payment_intent_unexpected_state")
+                raise StripeRejected("InvalidRequestError: payment_intent_unexpected_state", http_status=400,
+                                     code="payment_intent_unexpected_state")
             method = intent["payment_method"]
             if method == DECLINED:
                 intent["status"] = "requires_payment_method"
@@ -271,7 +293,8 @@ class FakeStripe:
         async def call() -> str:
             if idempotency_key not in self.refunds:
                 if self.intents[intent_id]["status"] != "succeeded":
-                    raise StripeRejected("InvalidRequestError: charge not refundable")
+                    raise StripeRejected("InvalidRequestError: charge not refundable", http_status=400,
+                                         code="charge_not_refundable")
                 self.refunds[idempotency_key] = f"re_fake_{next(self._ids)}"
                 self.intents[intent_id]["refunded"] = True
             return self.refunds[idempotency_key]
@@ -363,5 +386,5 @@ def new_payment(invoice: dict[str, Any], method: str = CARD, *, amount: str | No
         view_id="V1", locale="en_IE")
 
 
-__all__ = ["BANK_DEBIT", "CARD", "DECLINED", "THREE_D_SECURE", "Crash", "FakeBilling", "FakeNotifier",
+__all__ = ["BANK_DEBIT", "CARD", "DECLINED", "THREE_D_SECURE", "Crash", "FakeBilling", "FakeClock", "FakeNotifier",
            "FakeStripe", "Faults", "memory_database", "new_payment", "webhook"]

@@ -5,7 +5,8 @@ Order in `create_app()` (outermost first) and why:
 1. `request_log_middleware` -- records every API request (method, path, idempotency key,
    status, replayed?, delivered?, fault) for `GET /_requests`; adds `Request-Id`.
 2. `edge_fault_middleware` -- faults that happen "on the network", outside Stripe's
-   idempotency layer: `error500`/`error503` answer before anything is processed (nothing
+   idempotency layer: `error500`/`error503` (and `error400`, Stripe refusing the request)
+   answer before anything is processed (nothing
    is stored under the idempotency key, so a retry really runs), `reset` closes the
    connection before processing, `lost_response` processes the request and then drops the
    answer (the result *is* stored under the key, so a retry with the key is replayed).
@@ -46,8 +47,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Paths of our control endpoints: never logged, faulted or idempotency-checked.
 CONTROL_PREFIXES: tuple[str, ...] = ("/_faults", "/_requests", "/_stats", "/_config/")
 
-FAULT_MODES: tuple[str, ...] = ("error500", "error503", "delay", "reset", "lost_response")
-EDGE_FAULT_MODES = frozenset({"error500", "error503", "reset", "lost_response"})
+FAULT_MODES: tuple[str, ...] = ("error500", "error503", "error400", "delay", "reset", "lost_response")
+EDGE_FAULT_MODES = frozenset({"error500", "error503", "error400", "reset", "lost_response"})
 DELAY_FAULT_MODES = frozenset({"delay"})
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
@@ -334,6 +335,11 @@ async def edge_fault_middleware(request: web.Request, handler: Handler) -> web.S
     record = _record(request)
     if record is not None:
         record.fault = rule.mode
+    if rule.mode == "error400":
+        # Stripe refusing the request itself (not a decline, not an outage): nothing done.
+        return stripe_error(400, "invalid_request_error",
+                            "Injected fault (error400): the request was refused and not processed.",
+                            code="parameter_invalid")
     if rule.mode in ("error500", "error503"):
         status = 500 if rule.mode == "error500" else 503
         return stripe_error(

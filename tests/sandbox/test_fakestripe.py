@@ -704,3 +704,13 @@ async def test_control_endpoints(http: httpx.AsyncClient, client: stripe.StripeC
     unauthenticated = await http.get("/v1/customers")
     assert unauthenticated.status_code == 401
     assert not Path("/tmp/localstripe.pickle").exists()
+
+
+async def test_an_error400_fault_is_a_refusal_and_processes_nothing(http: httpx.AsyncClient,
+                                                                    client: stripe.StripeClient) -> None:
+    await add_fault(http, method="POST", path_regex="^/v1/customers$", mode="error400", count=1)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await client.v1.customers.create_async(params={"name": "Refused"})
+    assert refused.value.http_status == 400 and refused.value.code == "parameter_invalid"
+    customer = await client.v1.customers.create_async(params={"name": "Next"})
+    assert customer.name == "Next"  # one use only

@@ -156,3 +156,20 @@ def test_a_digest_of_ten_notices_is_one_valid_message_with_each_once() -> None:
     shown = json.dumps(message["blocks"])
     assert all(shown.count(f"*INV-{i}*") == 1 for i in range(DIGEST_SIZE))
     assert digest(notices[:1]) == notices[0]
+
+
+def test_a_confirm_stripe_refused_is_never_worded_as_a_charge() -> None:
+    from blocks.notifications import payer_message
+    from bot.processor import REFUSED_NOT_CHARGED, REFUSED_UNKNOWN
+
+    for reason in (REFUSED_UNKNOWN, REFUSED_NOT_CHARGED):
+        refused = payment(status="needs_attention", attention_step="confirm", failure_message=reason)
+        words = [json.dumps(payment_notice(refused, "attention")), json.dumps(payer_message(refused)),
+                 json.dumps(payment_view(refused))]
+        for text in words:
+            assert "refused to confirm" in text and reason in text, text
+            claims = text.replace("whether it was charged", "").replace("(if it was charged)", "")
+            assert "was charged" not in claims and "Charged" not in claims and "billing system" not in claims, text
+    # A charge billing would not record still says so.
+    unrecorded = payment(status="needs_attention", attention_step="record:succeeded", failure_message="No.")
+    assert "was charged" in json.dumps(payment_notice(unrecorded, "attention"))

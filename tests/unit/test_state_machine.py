@@ -11,7 +11,9 @@ queued in the outbox.
 
 A "crash" raises out of the processor at that point (before or after the call reached
 Stripe or billing), as a process dying there would; "restart" is what runs next: the
-reconciler's pass.
+reconciler's pass over every unfinished payment (the CLI's). Time is a `FakeClock`, the one
+clock the processor, the reconciler and the repository read: `later(...)` moves it, and
+`tick` is the running server's pass, which looks only at payments whose retry is due.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from bot.stripe_webhooks import StripeWebhooks
 from storage.audit import AuditLog
 from storage.models import AuditEvent, OutboxMessage, Payment, PaymentStatus
 from storage.payments import PaymentRepository
-from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeNotifier, FakeStripe,
-                         Faults, How, Point, memory_database, new_payment, webhook)
+from tests.fakes import (BANK_DEBIT, CARD, DECLINED, THREE_D_SECURE, Crash, FakeBilling, FakeClock, FakeNotifier,
+                         FakeStripe, Faults, How, Point, memory_database, new_payment, webhook)
 
 SECRET = "whsec_state_machine"
 
@@ -44,8 +46,8 @@ class CountingRepository(PaymentRepository):
     """The real repository, noting every move that took effect (a guarded update that lost
     its race is not a move)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions)
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+        super().__init__(sessions, clock.now)
         self.moves: list[str] = []
 
     async def transition(self, payment_id: str, from_states: Any, to_state: PaymentStatus, **kwargs: Any) -> Any:
@@ -67,6 +69,7 @@ class World:
     processor: PaymentProcessor
     reconciler: Reconciler
     webhooks: StripeWebhooks
+    clock: FakeClock
     payment_id: str = ""
     answers: list[int] = field(default_factory=list)  # webhook HTTP statuses
     resolved: list[Resolved] = field(default_factory=list)
@@ -102,9 +105,12 @@ async def live(w: World) -> None:
 
 
 async def live_past_deadline(w: World) -> None:
-    """The live drive, stopped by the submission's deadline (as `handlers/views.py` does)."""
+    """The live drive, stopped by the submission's deadline (as `handlers/views.py` does),
+    which passes while the armed call hangs (whatever the machine's load)."""
+    drive = asyncio.ensure_future(w.processor.advance(w.payment_id))
+    await asyncio.wait_for(w.faults.hanging.wait(), 5)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(w.processor.advance(w.payment_id), 0.05)
+        await asyncio.wait_for(drive, 0.01)
 
 
 def crashing(step: Step) -> Step:
@@ -119,6 +125,25 @@ async def restart(w: World) -> None:
     await w.reconciler.run_once(force=True)
 
 
+async def tick(w: World) -> None:
+    """The running server's reconciler pass: only payments whose next look is due now."""
+    await w.reconciler.run_once()
+
+
+def later(**delta: float) -> Step:
+    """Time passes (the fake clock moves; nothing runs by itself)."""
+    async def run(w: World) -> None:
+        w.clock.move(**delta)
+    return run
+
+
+def still(state: str) -> Step:
+    """Midway, a person checking finds the payment here."""
+    async def run(w: World) -> None:
+        assert (await w.payment()).status == state
+    return run
+
+
 def arm(point: Point, how: How, times: int = 1) -> Step:
     async def run(w: World) -> None:
         w.faults.arm(point, how, times=times)
@@ -131,12 +156,15 @@ async def fixed(w: World) -> None:
 
 
 def stripe_later(action: str, *, ok: bool = True) -> Step:
-    """At Stripe, without us: the cardholder's 3-D Secure, or the bank settling a debit."""
+    """At Stripe, without us: the cardholder's 3-D Secure, the bank settling a debit, the
+    intent canceled or confirmed there."""
     async def run(w: World) -> None:
         intent = (await w.payment()).stripe_payment_intent_id
         assert intent
         if action == "cancel":
             await w.stripe.cancel_intent(intent)
+        elif action == "confirm":  # someone confirms it in Stripe's Dashboard
+            await w.stripe.confirm_intent(intent, idempotency_key="dashboard")
         else:
             (w.stripe.authenticate if action == "authenticate" else w.stripe.settle_debit)(intent, ok=ok)
     return run
@@ -342,6 +370,77 @@ ROWS = [
         (live, cancel("Replaced by a new payment attempt."), event("payment_intent.canceled"), restart),
         "canceled", 0, 0, THREE_DS + (("canceled", "live"),), answers=(200,)),
 
+    # Time: a stalled payment is looked at when its retry comes due on the clock, not before.
+    Row("billing down after the charge: no look before the retry is due (5 s), recorded once it is", CARD,
+        (arm("billing.record", "down"), live, tick, still("charged"), later(seconds=4), tick, still("charged"),
+         later(seconds=2), tick), "recorded", 1, 1, (("charged", "live"), ("recorded", "reconciler")), ("paid",),
+        ("recorded",)),
+    Row("Stripe down at confirm twice: looked at after 5 s, then 10 s; confirmed once", CARD,
+        (arm("stripe.confirm", "timeout_before", times=2), live, later(seconds=6), tick, still("confirming"),
+         later(seconds=6), tick, still("confirming"), later(seconds=6), tick), "recorded", 1, 1, RESTART_PAID,
+        ("paid",), ("recorded",)),
+    Row("interrupted mid-confirm: the server's reconciler takes it after a minute, not before", CARD,
+        (arm("stripe.confirm", "crash_before"), crashing(live), tick, still("confirming"), later(seconds=61), tick),
+        "recorded", 1, 1, RESTART_PAID, ("paid",), ("recorded",)),
+    Row("3-D Secure authenticated, no webhook: looked at after ten minutes, not before", THREE_D_SECURE,
+        (live, stripe_later("authenticate"), later(minutes=9), tick, still("requires_action"), later(minutes=2),
+         tick), "recorded", 1, 1, THREE_DS + (("charged", "reconciler"), ("recorded", "reconciler")), ("paid",),
+        ("recorded",)),
+
+    # Stripe refuses the confirm (not a decline, not an outage).
+    Row("confirm refused (400), the intent unconfirmed: needs attention at once, not charged", CARD,
+        (arm("stripe.confirm", "refuse"), live, restart), "needs_attention", 0, 0, (("needs_attention", "live"),),
+        ("attention",), ("needs_attention",), failure="it was not charged"),
+    Row("confirm and the look refused (400): needs attention, charge unknown", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live), "needs_attention", 0, 0,
+        (("needs_attention", "live"),), ("attention",), ("needs_attention",),
+        failure="could not tell whether it was charged"),
+    Row("confirm refused for now (409), then answered: confirmed once on the next look", CARD,
+        (arm("stripe.confirm", "refuse_for_now"), live, still("confirming"), later(seconds=6), tick), "recorded",
+        1, 1, RESTART_PAID, ("paid",), ("recorded",)),
+    Row("confirm refused (409) five times: needs attention after the fifth look, not before", CARD,
+        (arm("stripe.confirm", "refuse_for_now", times=5), live, later(seconds=6), tick, later(seconds=11), tick,
+         later(seconds=23), tick, still("confirming"), later(seconds=45), tick), "needs_attention", 0, 0,
+        (("needs_attention", "reconciler"),), ("attention",), ("needs_attention",), failure="it was not charged"),
+    Row("confirm refused because the intent was confirmed elsewhere: the look finds it charged", CARD,
+        (arm("stripe.confirm", "timeout_before"), live, stripe_later("confirm"), live), "recorded", 1, 1,
+        LIVE_PAID, ("paid",), ()),
+    Row("refused confirm, then Stripe's webhook says it succeeded: recorded", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live, stripe_later("confirm"),
+         event("payment_intent.succeeded")), "recorded", 1, 1,
+        (("needs_attention", "live"), ("charged", "webhook"), ("recorded", "webhook")), ("attention", "paid"),
+        ("needs_attention", "recorded"), (200,)),
+    Row("refused confirm, resolve --record once Stripe is fixed: confirmed once, recorded", CARD,
+        (arm("stripe.confirm", "refuse"), live, fixed, resolve("record"), resolve("record")), "recorded", 1, 1,
+        (("needs_attention", "live"), ("charged", "operator"), ("recorded", "operator")), ("attention", "paid"),
+        ("needs_attention", "recorded"), record_status="succeeded"),
+    Row("refused confirm, resolve --record still refused: stays, no new word", CARD,
+        (arm("stripe.confirm", "refuse", times=2), live, resolve("record")), "needs_attention", 0, 0,
+        (("needs_attention", "live"),), ("attention",), ("needs_attention",), failure="it was not charged"),
+
+    Row("3-D Secure Stripe refuses to show (400): needs attention after its ten-minute look, charge unknown",
+        THREE_D_SECURE, (live, arm("stripe.retrieve", "refuse"), later(minutes=11), tick), "needs_attention", 0, 0,
+        THREE_DS + (("needs_attention", "reconciler"),), ("attention",), ("needs_attention",),
+        failure="could not tell whether it was charged"),
+    Row("3-D Secure hidden for now (409) then authenticated: no attention, recorded", THREE_D_SECURE,
+        (live, arm("stripe.retrieve", "refuse_for_now"), later(minutes=11), tick, still("requires_action"),
+         stripe_later("authenticate"), later(seconds=6), tick), "recorded", 1, 1,
+        THREE_DS + (("charged", "reconciler"), ("recorded", "reconciler")), ("paid",), ("recorded",)),
+    Row("refused confirm, resolve --cancel: the intent canceled, failed, payer and channel told", CARD,
+        (arm("stripe.confirm", "refuse"), live, resolve("cancel"), resolve("cancel")), "failed", 0, 0,
+        (("needs_attention", "live"), ("failed", "operator")), ("attention", "failed"), ("needs_attention", "failed"),
+        failure="not charged, and it has been canceled"),
+    Row("refused confirm, resolve --refund: refused, nothing was charged to give back", CARD,
+        (arm("stripe.confirm", "refuse"), live, resolve("refund", refused="nothing to refund")), "needs_attention",
+        0, 0, (("needs_attention", "live"),), ("attention",), ("needs_attention",)),
+    Row("refused confirm charged after all (Dashboard), resolve --refund: refunded once", CARD,
+        (arm("stripe.confirm", "refuse"), arm("stripe.retrieve", "refuse"), live, stripe_later("confirm"),
+         resolve("refund")), "refunded", 1, 0, (("needs_attention", "live"), ("refunded", "operator")),
+        ("attention", "refunded"), ("needs_attention", "refunded"), refunds=1),
+    Row("resolve --cancel of a charge billing refused: refused, nothing changes", CARD,
+        (arm("billing.record", "refuse"), live, resolve("cancel", refused="only a payment whose confirm")),
+        "needs_attention", 1, 0, ATTENTION, ("attention",), ("needs_attention",)),
+
     # Webhooks late, repeated, out of order.
     Row("the same webhook twice: acted on once", THREE_D_SECURE,
         (live, stripe_later("authenticate"), event("payment_intent.succeeded"), resent), "recorded", 1, 1,
@@ -360,15 +459,16 @@ ROWS = [
 async def _run(row: Row, then: Step | None = None) -> World:
     async with memory_database() as sessions:
         faults = Faults()
-        billing, stripe, notifier = FakeBilling(faults), FakeStripe(faults), FakeNotifier()
-        repo = CountingRepository(sessions)
-        processor = PaymentProcessor(repo, stripe, billing, notifier)
+        billing, stripe, notifier, clock = FakeBilling(faults), FakeStripe(faults), FakeNotifier(), FakeClock()
+        repo = CountingRepository(sessions, clock)
+        processor = PaymentProcessor(repo, stripe, billing, notifier, clock=clock)
 
         async def card_saved(_metadata: dict[str, str]) -> None:
             raise AssertionError("no card is saved here")
 
-        w = World(sessions, faults, billing, stripe, notifier, repo, processor, Reconciler(repo, processor),
-                  StripeWebhooks(SECRET, processor, sessions, card_saved))
+        w = World(sessions, faults, billing, stripe, notifier, repo, processor,
+                  Reconciler(repo, processor, clock=clock), StripeWebhooks(SECRET, processor, sessions, card_saved),
+                  clock)
         invoice = billing.add_invoice("inv_1", "120.00")
         w.payment_id = (await repo.create(new_payment(invoice, row.method))).id
         for step in row.steps:

@@ -377,8 +377,22 @@ def outbox_retry(ids: Sequence[int], *, all_failed: bool) -> int:
 
 
 # -- local stand-ins ---------------------------------------------------------------------------
+DEMO_EXTRA = "pip install 'invoicebot[demo]'"
+
+
+def require_demo_extra(command: str) -> None:
+    """The stand-ins need the `demo` extra (localstripe), which the bot's own install leaves
+    out: say in one line what to install instead of failing half-way with a traceback."""
+    import importlib.util  # noqa: PLC0415
+
+    if any(importlib.util.find_spec(name) is None for name in ("sandbox", "localstripe")):
+        raise CommandError(f"`invoicebot {command}` runs the local stand-ins, which are not installed: "
+                           f"{DEMO_EXTRA} (in a clone: pip install -e '.[demo]')")
+
+
 def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh: bool,
             stripe_api_base: str | None) -> int:
+    require_demo_extra("sandbox")
     from sandbox.run import run_sandbox  # noqa: PLC0415
 
     logs.configure()
@@ -388,6 +402,7 @@ def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh:
 
 
 def demo(*, port: int, keep: bool) -> int:
+    require_demo_extra("demo")
     from sandbox.demo import run_demo  # noqa: PLC0415
 
     logs.configure()

@@ -248,9 +248,6 @@ class BillingClient:
         data = await self._request("PATCH", f"/v1/invoices/{_seg(invoice_id)}/payments/{_seg(payment_id)}", json=body)
         return RecordedPayment.model_validate(data)
 
-    async def ping(self) -> None:
-        await self._http.get("/v1/access", params={"email": "healthcheck@invalid"})
-
 
 def _seg(value: str) -> str:
     """Ids go into paths; never let one carry a slash or dot-segment."""

@@ -167,8 +167,3 @@ class OutboxRepository:
         async with self._sessions() as session:
             return list(await session.scalars(
                 select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)))
-
-    async def pending(self) -> list[OutboxMessage]:
-        """Messages still to be delivered (not the dead letters), oldest first."""
-        async with self._sessions() as session:
-            return list(await session.scalars(select(OutboxMessage).where(_waiting()).order_by(OutboxMessage.id)))

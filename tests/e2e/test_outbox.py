@@ -63,7 +63,7 @@ async def notify(database_url: str, channel: str, text: str, *, team: str = TEAM
     async with outbox_of(database_url) as (payments, outbox):
         await payments.add_outbox([OutboxMessage(dedupe_key=key, team_id=team, channel=channel,
                                                  payload={"text": text}, attempts=0, next_attempt_at=utcnow())])
-        return next(m.id for m in await outbox.pending() if m.dedupe_key == key)
+        return next(m.id for m in await outbox.recent() if m.dedupe_key == key)
 
 
 async def message(database_url: str, message_id: int) -> OutboxMessage:

@@ -79,7 +79,7 @@ async def queue(repo: OutboxRepository, channel: str, text: str, *, team: str = 
     key = f"test:{next(_keys)}"
     await repo.queue([OutboxMessage(dedupe_key=key, team_id=team, channel=channel, payload={"text": text},  # type: ignore[attr-defined]
                                     attempts=0, next_attempt_at=utcnow())])
-    return next(m.id for m in await repo.pending() if m.dedupe_key == key)
+    return next(m.id for m in await repo.recent() if m.dedupe_key == key)
 
 
 def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[str] = frozenset(),
@@ -93,10 +93,15 @@ def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[s
                         backoff=backoff)
 
 
+async def waiting(repo: OutboxRepository) -> list[OutboxMessage]:
+    """Messages neither delivered nor given up."""
+    return [m for m in await repo.recent(limit=10_000) if m.delivered_at is None and m.failed_at is None]
+
+
 async def drain(outbox: OutboxWorker, repo: OutboxRepository, seconds: float = 3.0) -> None:
     """Passes until nothing is waiting (or time is up): what the running worker does."""
     deadline = asyncio.get_running_loop().time() + seconds
-    while await repo.pending() and asyncio.get_running_loop().time() < deadline:
+    while await waiting(repo) and asyncio.get_running_loop().time() < deadline:
         await outbox.deliver_due()
         await asyncio.sleep(0.02)
 

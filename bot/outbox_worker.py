@@ -21,7 +21,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.retry import SLACK_DELIVERY, Backoff
+from bot.retry import SLACK_DELIVERY, Backoff, retry_after
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
@@ -163,7 +163,10 @@ class OutboxWorker:
             status = exc.response.status_code
             error = str(exc.response.get("error") or status)
             if status == 429:
-                wait = _retry_after(exc.response.headers)
+                headers = exc.response.headers
+                # At least a second, whatever the header says (or when it says nothing).
+                wait = max(1.0, retry_after(headers.get("Retry-After") or headers.get("retry-after"),
+                                            cap=3600.0) or 1.0)
                 return await self._retry(batch, error, at=_now() + dt.timedelta(seconds=wait))
             if is_transient(error, status):
                 return await self._retry(batch, error)
@@ -224,16 +227,6 @@ class OutboxWorker:
 
 def _ids(batch: list[OutboxMessage]) -> str:
     return ",".join(str(m.id) for m in batch)
-
-
-def _retry_after(headers: dict[str, object]) -> float:
-    value = headers.get("Retry-After") or headers.get("retry-after") or "1"
-    if isinstance(value, list):
-        value = value[0] if value else "1"
-    try:
-        return min(max(float(str(value)), 1.0), 3600.0)
-    except ValueError:
-        return 1.0
 
 
 def _now() -> dt.datetime:

@@ -308,3 +308,32 @@ async def test_the_operator_retry_says_what_it_did_with_each_id(repo: OutboxRepo
                                                  f"message {fine} was delivered already", "no outbox message 999"]
     assert (await repo.get(failed)).failed_at is None  # type: ignore[union-attr]
     assert format_retry(await retry_outbox(repo, all_failed=True)) == "no failed messages to retry"
+
+
+class StoppedClock:
+    """A clock that says what it is told (bot.clock.Clock)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(repo: OutboxRepository) -> None:
+    slack = FakeSlack()
+    curve = Backoff(base=30.0, cap=60.0, jitter=0.0, max_attempts=5)
+    at = utcnow().replace(microsecond=0)
+
+    async def client_for(team: str) -> Any:
+        return slack.client(team)
+
+    outbox = OutboxWorker(repo, client_for, pace_seconds=0, backoff=curve, clock=StoppedClock(at))
+    slack.always["C1"] = slack_error("service_unavailable", 503)
+    first = await queue(repo, "C1", "waits on the curve")
+    await outbox.deliver_due()
+    assert (await repo.get(first)).next_attempt_at == at + dt.timedelta(seconds=30)  # type: ignore[union-attr]
+    slack.always["C2"] = slack_error("ratelimited", 429, {"Retry-After": "7"})
+    second = await queue(repo, "C2", "waits as Slack says")
+    await outbox.deliver_due()
+    assert (await repo.get(second)).next_attempt_at == at + dt.timedelta(seconds=7)  # type: ignore[union-attr]

@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from ulid import ULID
 
-from bot.billing import BillingNotFound, BillingProfile, Invoice
 from bot import clock as clocks
+from bot.billing import BillingNotFound, BillingProfile, Invoice
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
 from bot.identity import DEFAULT_LOCALE, AccessDenied, IdentityService, Viewer

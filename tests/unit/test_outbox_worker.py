@@ -337,3 +337,21 @@ async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(
     second = await queue(repo, "C2", "waits as Slack says")
     await outbox.deliver_due()
     assert (await repo.get(second)).next_attempt_at == at + dt.timedelta(seconds=7)  # type: ignore[union-attr]
+
+
+async def test_what_is_due_is_asked_of_the_repository_s_injected_clock(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'clocked.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    clock = StoppedClock(utcnow().replace(microsecond=0))
+    repo = OutboxRepository(session_factory(engine), now=clock.now)
+    try:
+        await PaymentRepository(session_factory(engine)).add_outbox([OutboxMessage(
+            dedupe_key="later", team_id="T1", channel="C1", payload={"text": "in a minute"}, attempts=0,
+            next_attempt_at=clock.at + dt.timedelta(seconds=60))])
+        assert await repo.claim_due() == []
+        clock.at += dt.timedelta(seconds=61)
+        [[claimed]] = await repo.claim_due()
+        assert claimed.dedupe_key == "later" and claimed.locked_until == clock.at + dt.timedelta(seconds=30)
+    finally:
+        await engine.dispose()

@@ -23,6 +23,7 @@ from storage.db import create_engine, session_factory
 from storage.models import Base, OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
 from storage.payments import PaymentRepository
+from tests.unit.test_links_and_clock import FixedClock
 
 FAST = Backoff(base=0.05, cap=0.1, jitter=0.0, max_attempts=4)
 _keys = itertools.count()
@@ -310,16 +311,6 @@ async def test_the_operator_retry_says_what_it_did_with_each_id(repo: OutboxRepo
     assert format_retry(await retry_outbox(repo, all_failed=True)) == "no failed messages to retry"
 
 
-class StoppedClock:
-    """A clock that says what it is told (bot.clock.Clock)."""
-
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def now(self) -> dt.datetime:
-        return self.at
-
-
 async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(repo: OutboxRepository) -> None:
     slack = FakeSlack()
     curve = Backoff(base=30.0, cap=60.0, jitter=0.0, max_attempts=5)
@@ -328,7 +319,7 @@ async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(
     async def client_for(team: str) -> Any:
         return slack.client(team)
 
-    outbox = OutboxWorker(repo, client_for, pace_seconds=0, backoff=curve, clock=StoppedClock(at))
+    outbox = OutboxWorker(repo, client_for, pace_seconds=0, backoff=curve, clock=FixedClock(at))
     slack.always["C1"] = slack_error("service_unavailable", 503)
     first = await queue(repo, "C1", "waits on the curve")
     await outbox.deliver_due()
@@ -343,7 +334,7 @@ async def test_what_is_due_is_asked_of_the_repository_s_injected_clock(tmp_path:
     engine = create_engine(f"sqlite:///{tmp_path / 'clocked.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
-    clock = StoppedClock(utcnow().replace(microsecond=0))
+    clock = FixedClock(utcnow().replace(microsecond=0))
     repo = OutboxRepository(session_factory(engine), now=clock.now)
     try:
         await PaymentRepository(session_factory(engine)).add_outbox([OutboxMessage(

@@ -191,7 +191,6 @@ class SlackPaymentEvents:
             await self._on_settled(payment)
 
 
-
 class ListRefresher:
     """After a payment, redraw the `/invoices` message the payer clicked from, so it no
     longer offers a stale balance (through that message's response_url)."""

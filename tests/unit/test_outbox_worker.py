@@ -319,7 +319,8 @@ async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(
     async def client_for(team: str) -> Any:
         return slack.client(team)
 
-    outbox = OutboxWorker(repo, client_for, pace_seconds=0, backoff=curve, clock=FixedClock(at))
+    outbox = OutboxWorker(repo, client_for, messages=SlackMessages(), pace_seconds=0, backoff=curve,
+                          clock=FixedClock(at))
     slack.always["C1"] = slack_error("service_unavailable", 503)
     first = await queue(repo, "C1", "waits on the curve")
     await outbox.deliver_due()

@@ -179,8 +179,7 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
     return updated
 
 
-def payment_view(payment: Payment, *, authenticate_url: str | None = None,
-                 channel_hint: str = "the finance channel") -> dict[str, Any]:
+def payment_view(payment: Payment, *, authenticate_url: str | None = None) -> dict[str, Any]:
     """Where a submitted payment stands, in words a payer understands (in the payer's locale).
     "Nothing was charged" is said only where it is known: no confirm was ever sent, or Stripe said no."""
     locale = payment.locale or DEFAULT_LOCALE
@@ -204,7 +203,7 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
             text = (f":hourglass: We couldn't get an answer from Stripe about charging *{amount}* to {method}. "
                     "We don't know yet whether it went through; it is still being confirmed with Stripe, "
                     "automatically, and you'll get a direct message with the result (it is also posted in "
-                    f"{channel_hint}). *Please don't pay this invoice again meanwhile.*")
+                    "the finance channel). *Please don't pay this invoice again meanwhile.*")
         else:
             text = f":hourglass_flowing_sand: Charging *{amount}* to {method} for invoice *{number}*…"
         return message_view("Payment in progress", text)
@@ -212,7 +211,7 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
         return message_view("Charged, recording…", (
             f":white_check_mark: *{amount}* was charged to {method}.\n:hourglass: Recording the payment on "
             f"invoice *{number}* in the billing system… This is retried automatically; you'll get a direct "
-            f"message with the confirmation (it is also posted in {channel_hint}). *Don't pay again.*"))
+            "message with the confirmation (it is also posted in the finance channel). *Don't pay again.*"))
     if status is PaymentStatus.NEEDS_ATTENTION and payment.attention_step == "confirm":
         return message_view("Stripe refused the payment", (
             f":rotating_light: Stripe refused to confirm the payment of *{amount}* with {method} for invoice "
@@ -231,7 +230,7 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None,
     if status in (PaymentStatus.DEBITING, PaymentStatus.PROCESSING):
         return message_view("Bank debit on its way", (
             f":bank: A bank debit of *{amount}* from {method} for invoice *{number}* is on its way. "
-            f"Bank debits take a few days to clear; the invoice shows *Processing* until then, and {channel_hint} "
+            "Bank debits take a few days to clear; the invoice shows *Processing* until then, and the finance channel "
             "will hear when it settles."))
     if status is PaymentStatus.REQUIRES_ACTION:
         where = link(payment.invoice_url, f"the invoice page of {payment.invoice_number}")

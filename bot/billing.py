@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any, Literal
@@ -18,6 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.money import Money, MoneyError
+from bot.retry import BILLING_CALL, Backoff, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class BillingClient:
         token: str,
         *,
         timeout: float = 10.0,
-        max_retries: int = 3,
-        backoff: float = 0.25,
+        backoff: Backoff = BILLING_CALL,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
@@ -181,7 +180,6 @@ class BillingClient:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             transport=transport,
         )
-        self._max_retries = max_retries
         self._backoff = backoff
 
     async def aclose(self) -> None:
@@ -190,23 +188,25 @@ class BillingClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         attempt = 0
         while True:
+            attempt += 1
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 # Only idempotent requests are retried after a network error; POST of a
                 # payment is idempotent by payment_id, so it qualifies too.
-                if attempt >= self._max_retries:
+                if self._backoff.exhausted(attempt):
                     raise BillingError(None, "unreachable", f"billing API unreachable ({type(exc).__name__})") from exc
-                delay = self._backoff * 2**attempt
+                delay = self._backoff.delay(attempt).total_seconds()
             else:
                 if response.is_success:
                     return response.json()
                 error = _error_of(response)
-                if response.status_code not in RETRYABLE_STATUSES or attempt >= self._max_retries:
+                if response.status_code not in RETRYABLE_STATUSES or self._backoff.exhausted(attempt):
                     raise error
-                delay = _retry_after(response) or self._backoff * 2**attempt
-            attempt += 1
-            await asyncio.sleep(delay * (0.75 + random.random() / 2))
+                # The server's Retry-After when it sends one (never sooner), else the curve.
+                delay = retry_after(response.headers.get("Retry-After"), cap=30.0) or \
+                    self._backoff.delay(attempt).total_seconds()
+            await asyncio.sleep(delay)
 
     async def get_access(self, email: str) -> Access:
         return Access.model_validate(await self._request("GET", "/v1/access", params={"email": email}))
@@ -248,22 +248,12 @@ class BillingClient:
         data = await self._request("PATCH", f"/v1/invoices/{_seg(invoice_id)}/payments/{_seg(payment_id)}", json=body)
         return RecordedPayment.model_validate(data)
 
-    async def ping(self) -> None:
-        await self._http.get("/v1/access", params={"email": "healthcheck@invalid"})
-
 
 def _seg(value: str) -> str:
     """Ids go into paths; never let one carry a slash or dot-segment."""
     from urllib.parse import quote
 
     return quote(value, safe="")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return min(float(response.headers.get("Retry-After", "")), 30.0)
-    except ValueError:
-        return None
 
 
 def _error_of(response: httpx.Response) -> BillingError:

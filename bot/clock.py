@@ -4,6 +4,12 @@ app factory, so tests move time instead of waiting.
 `SystemClock` is the real one. `OffsetClock` adds a number of seconds read from a file
 (`CLOCK_OFFSET_FILE`): the end-to-end tests run the bot as a separate process and move its
 clock by writing that file. Production leaves the setting unset.
+
+What the database keeps is on the wall clock instead (`storage.models.utcnow`): column
+defaults such as `created_at`, and schedule times (`next_attempt_at`, leases) that SQL
+compares across processes. A test moving the app's clock forward and back must not strand
+such a row, so the outbox worker, which writes them, is given a `SystemClock`.
+`today(clock)` is the one "what day is it" (due dates, expired cards).
 """
 
 from __future__ import annotations

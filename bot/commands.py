@@ -12,13 +12,16 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot import logs
 from bot.settings import DatabaseSettings, Settings, SettingsError, load_database_settings, load_settings
+
+T = TypeVar("T")
+
 
 class CommandError(Exception):
     """Something the operator can fix: printed as one line, exit code 1."""
@@ -131,6 +134,24 @@ def require_current_schema(settings: DatabaseSettings) -> None:
                            "run `invoicebot db upgrade` first")
 
 
+def on_database(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(sessions)` on the bot's own database (DATABASE_URL alone, schema current),
+    closing its engine after: what every command that only reads the database does."""
+    from storage.db import create_engine, session_factory  # noqa: PLC0415
+
+    settings = database_settings()
+    require_current_schema(settings)
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
 def db_upgrade() -> int:
     from storage.schema import (  # noqa: PLC0415
         DatabaseUnavailable, check_can_create, describe_failure, head_revision, revision_of, upgrade,
@@ -241,20 +262,10 @@ def check(*, as_json: bool) -> int:
 # -- reading the database ----------------------------------------------------------------------
 def payments(*, status: str | None, invoice: str | None, limit: int, as_json: bool) -> int:
     from bot.money import Money  # noqa: PLC0415
-    from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.payments import PaymentRepository  # noqa: PLC0415
 
-    settings = database_settings()
-    require_current_schema(settings)
-
-    async def main() -> list[Any]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await PaymentRepository(session_factory(engine)).recent(status=status, invoice=invoice,
-                                                                          limit=limit)
-        finally:
-            await engine.dispose()
-
+    found = on_database(lambda sessions: PaymentRepository(sessions).recent(status=status, invoice=invoice,
+                                                                            limit=limit))
     rows = [{
         "id": p.id, "created_at": p.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         "updated_at": p.updated_at.strftime("%Y-%m-%d %H:%M:%S"), "invoice_id": p.invoice_id,
@@ -264,7 +275,7 @@ def payments(*, status: str | None, invoice: str | None, limit: int, as_json: bo
         Money.from_minor(p.amount_minor, p.currency).api_string(),
         "currency": p.currency, "method": p.method_label, "status": str(p.status), "user_id": p.user_id,
         "failure": p.failure_message or None,
-    } for p in asyncio.run(main())]
+    } for p in found]
     what = " ".join(filter(None, [f"with status {status}" if status else "", f"for invoice {invoice}" if invoice
                                   else ""]))
     emit(rows, [("created_at", "created (UTC)"), ("updated_at", "updated (UTC)"), ("id", "payment"),
@@ -298,24 +309,14 @@ def resolve_payment(wiring: Wiring | None, payment_id: str, *, how: str, by: str
 
 def audit(*, user: str | None, invoice: str | None, limit: int, as_json: bool) -> int:
     from storage.audit import AuditLog  # noqa: PLC0415
-    from storage.db import create_engine, session_factory  # noqa: PLC0415
 
-    settings = database_settings()
-    require_current_schema(settings)
-
-    async def main() -> list[Any]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await AuditLog(session_factory(engine)).events(user_id=user, invoice=invoice, limit=limit)
-        finally:
-            await engine.dispose()
-
+    found = on_database(lambda sessions: AuditLog(sessions).events(user_id=user, invoice=invoice, limit=limit))
     rows = [{
         "id": e.id, "at": e.at.strftime("%Y-%m-%d %H:%M:%S"), "team_id": e.team_id, "user_id": e.user_id,
         "action": e.action, "outcome": e.outcome, "invoice_id": e.invoice_id,
         "billing_profile_id": e.billing_profile_id, "payment_id": e.payment_id,
         "detail": e.detail if as_json else json.dumps(e.detail, sort_keys=True, ensure_ascii=False),
-    } for e in asyncio.run(main())]
+    } for e in found]
     what = " ".join(filter(None, [f"by {user}" if user else "", f"for invoice {invoice}" if invoice else ""]))
     empty = f"no audit events {what}".rstrip() + "."
     if invoice and not rows:
@@ -328,20 +329,9 @@ def audit(*, user: str | None, invoice: str | None, limit: int, as_json: bool) -
 
 def outbox(*, failed: bool, limit: int, as_json: bool) -> int:
     from bot import operator  # noqa: PLC0415
-    from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.outbox import OutboxRepository  # noqa: PLC0415
 
-    settings = database_settings()
-    require_current_schema(settings)
-
-    async def main() -> list[Any]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await operator.outbox_rows(OutboxRepository(session_factory(engine)), failed=failed, limit=limit)
-        finally:
-            await engine.dispose()
-
-    rows = asyncio.run(main())
+    rows = on_database(lambda sessions: operator.outbox_rows(OutboxRepository(sessions), failed=failed, limit=limit))
     if as_json:
         print(json.dumps([{
             "id": m.id, "state": operator.state_of(m), "team_id": m.team_id, "channel": m.channel,
@@ -355,25 +345,14 @@ def outbox(*, failed: bool, limit: int, as_json: bool) -> int:
 
 def outbox_retry(ids: Sequence[int], *, all_failed: bool) -> int:
     from bot import operator  # noqa: PLC0415
-    from storage.db import create_engine, session_factory  # noqa: PLC0415
     from storage.outbox import OutboxRepository  # noqa: PLC0415
 
     if not ids and not all_failed:
         raise CommandError("outbox retry: name message ids, or --all-failed")
-    settings = database_settings()
-    require_current_schema(settings)
-
-    async def main() -> int:
-        engine = create_engine(settings.database_url)
-        try:
-            result = await operator.retry_outbox(OutboxRepository(session_factory(engine)), list(ids),
-                                                 all_failed=all_failed)
-        finally:
-            await engine.dispose()
-        print(operator.format_retry(result))
-        return 1 if result.unknown else 0
-
-    return asyncio.run(main())
+    result = on_database(lambda sessions: operator.retry_outbox(OutboxRepository(sessions), list(ids),
+                                                                 all_failed=all_failed))
+    print(operator.format_retry(result))
+    return 1 if result.unknown else 0
 
 
 def jobs(*, limit: int, as_json: bool) -> int:
@@ -414,8 +393,22 @@ def jobs(*, limit: int, as_json: bool) -> int:
 
 
 # -- local stand-ins ---------------------------------------------------------------------------
+DEMO_EXTRA = "pip install 'invoicebot[demo]'"
+
+
+def require_demo_extra(command: str) -> None:
+    """The stand-ins need the `demo` extra (localstripe), which the bot's own install leaves
+    out: say in one line what to install instead of failing half-way with a traceback."""
+    import importlib.util  # noqa: PLC0415
+
+    if any(importlib.util.find_spec(name) is None for name in ("sandbox", "localstripe")):
+        raise CommandError(f"`invoicebot {command}` runs the local stand-ins, which are not installed: "
+                           f"{DEMO_EXTRA} (in a clone: pip install -e '.[demo]')")
+
+
 def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh: bool,
             stripe_api_base: str | None) -> int:
+    require_demo_extra("sandbox")
     from sandbox.run import run_sandbox  # noqa: PLC0415
 
     logs.configure()
@@ -425,6 +418,7 @@ def sandbox(*, host: str, port: int, db: str, token: str, latency: float, fresh:
 
 
 def demo(*, port: int, keep: bool) -> int:
+    require_demo_extra("demo")
     from sandbox.demo import run_demo  # noqa: PLC0415
 
     logs.configure()

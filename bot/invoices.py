@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bot.billing import BillingClient, BillingError, BillingProfile, Invoice
 from bot.cache import TTLCache
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, SystemClock, today
 from bot.identity import Viewer
 from bot.money import Money, totals_by_currency
 from storage.models import Payment, PaymentStatus
@@ -107,7 +107,7 @@ class InvoiceService:
         self.scheduled_for: Callable[[str], Awaitable[frozenset[str]]] | None = None
 
     def today(self) -> dt.date:
-        return self._clock.now().date()
+        return today(self._clock)
 
     async def profile(self, profile_id: str, *, fresh: bool = False) -> BillingProfile:
         return await self._profiles.get_or_load(profile_id, lambda: self._billing.get_billing_profile(profile_id),

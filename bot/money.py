@@ -250,12 +250,6 @@ class Money:
         money.to_stripe()  # the same checks both ways: exact, or refused
         return money
 
-    @classmethod
-    def parse_user_input(cls, text: str | None, currency: str, locale: str = "en_US") -> Money:
-        """Deprecated: `parse_amount` with the person's locale (kept so callers not yet
-        passing a locale keep working, and read en-US strictly rather than wrongly)."""
-        return parse_amount(text, currency, locale)
-
     # -- the ISO scale -----------------------------------------------------------------
     @property
     def minor(self) -> int:

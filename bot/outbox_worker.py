@@ -21,7 +21,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.retry import SLACK_DELIVERY, Backoff
+from bot.clock import Clock, SystemClock
+from bot.retry import SLACK_DELIVERY, Backoff, retry_after
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
@@ -84,10 +85,13 @@ def is_channel_notice(message: OutboxMessage) -> bool:
 
 class OutboxWorker:
     def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 messages: MessageFormat, fallback_channel: str | None = None, pace_seconds: float = 1.0, poll_seconds: float = 2.0,
-                 backoff: Backoff = SLACK_DELIVERY) -> None:
+                 messages: MessageFormat, fallback_channel: str | None = None, pace_seconds: float = 1.0,
+                 poll_seconds: float = 2.0, backoff: Backoff = SLACK_DELIVERY, clock: Clock | None = None) -> None:
         self._repo = repo
         self._messages = messages
+        # The wall clock, not the app's test-movable one: retry times are compared in SQL with
+        # the repository's (storage.models.utcnow), and must not jump when a test moves time.
+        self._clock = clock or SystemClock()
         self._pace = dt.timedelta(seconds=pace_seconds)
         self._fallback = fallback_channel
         self._client_for = client_for
@@ -163,8 +167,11 @@ class OutboxWorker:
             status = exc.response.status_code
             error = str(exc.response.get("error") or status)
             if status == 429:
-                wait = _retry_after(exc.response.headers)
-                return await self._retry(batch, error, at=_now() + dt.timedelta(seconds=wait))
+                headers = exc.response.headers
+                # At least a second, whatever the header says (or when it says nothing).
+                wait = max(1.0, retry_after(headers.get("Retry-After") or headers.get("retry-after"),
+                                            cap=3600.0) or 1.0)
+                return await self._retry(batch, error, at=self._clock.now() + dt.timedelta(seconds=wait))
             if is_transient(error, status):
                 return await self._retry(batch, error)
             if error in MESSAGE_ERRORS and len(batch) > 1:
@@ -184,7 +191,7 @@ class OutboxWorker:
         attempts = max(m.attempts for m in batch)
         if self._backoff.exhausted(attempts):
             return await self._give_up(batch, f"{error} (after {attempts} tries)")
-        at = at or _now() + self._backoff.delay(attempts)
+        at = at or self._clock.now() + self._backoff.delay(attempts)
         log.info("outbox messages %s to %s: %s, try %d; next at %s", _ids(batch), batch[0].channel, error,
                  attempts, f"{at:%H:%M:%S}")
         for each in batch:
@@ -224,17 +231,3 @@ class OutboxWorker:
 
 def _ids(batch: list[OutboxMessage]) -> str:
     return ",".join(str(m.id) for m in batch)
-
-
-def _retry_after(headers: dict[str, object]) -> float:
-    value = headers.get("Retry-After") or headers.get("retry-after") or "1"
-    if isinstance(value, list):
-        value = value[0] if value else "1"
-    try:
-        return min(max(float(str(value)), 1.0), 3600.0)
-    except ValueError:
-        return 1.0
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

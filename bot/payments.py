@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from ulid import ULID
 
+from bot import clock as clocks
 from bot.billing import BillingNotFound, BillingProfile, Invoice
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
@@ -240,7 +241,7 @@ class PaymentService:
                 log.warning("saved methods unavailable: %s", exc)
                 unavailable = True
             else:
-                today = self._clock.now().date()
+                today = clocks.today(self._clock)
                 methods = [m for m in saved.methods if not m.is_expired(today)]
                 # The customer's default first, then cards, then bank accounts.
                 methods.sort(key=lambda m: (m.id != saved.default_id, m.kind != "card"))

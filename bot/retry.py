@@ -17,6 +17,7 @@ nothing is retried sooner than documented.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +67,26 @@ class Backoff:
         return sum((self.delay(n, rng=lambda: 0.0) for n in range(1, count)), dt.timedelta(0))
 
 
-# Slack messages (the outbox): a hiccup is usually over in seconds; an outage gets about
+def retry_after(value: object, *, cap: float) -> float | None:
+    """The seconds a `Retry-After` header asks for (delta-seconds, the form Slack and the
+    billing contract send; a header list gives its first value), at most `cap`; None when
+    absent or not a number, so the caller falls back on its curve."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return None
+    return min(seconds, cap) if math.isfinite(seconds) and seconds >= 0 else None
+
+
+# Calls to the billing API within one request (a 429 or 5xx, a dropped connection): short
+# waits, 0.25 s, 0.5 s, 1 s, then the error is the caller's. Someone is waiting in Slack.
+BILLING_CALL = Backoff(base=0.25, cap=2.0, max_attempts=4)
+
+# Slack messages (the outbox): a hiccup is usually over in seconds; an outage gets
 # about an hour of tries (1 s, 2 s ... 512 s, then every 10 min) before the message
 # goes to the dead letters, where an operator sees it and can send it again.
 SLACK_DELIVERY = Backoff(base=1.0, cap=600.0, max_attempts=16)

@@ -17,7 +17,6 @@ import stripe
 log = logging.getLogger(__name__)
 
 BANK_DEBIT_TYPES = ("us_bank_account", "sepa_debit", "bacs_debit")
-LISTED_TYPES = ("card", *BANK_DEBIT_TYPES)
 
 _BRANDS = {
     "visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "discover": "Discover",

@@ -7,7 +7,6 @@ and never imports this module; handlers/app.py wires them in.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -165,14 +164,14 @@ class SlackPaymentEvents:
             dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=channel,
             payload={**payment_notice(payment, event, locale=self._notice_locale),
                      "billing_profile_id": payment.billing_profile_id},
-            attempts=0, next_attempt_at=_now(),
+            attempts=0, next_attempt_at=utcnow(),
         )]
 
     async def direct(self, payment: Payment) -> list[OutboxMessage]:
         # One DM per payment and outcome: the dedupe key makes a second one impossible.
         return [OutboxMessage(
             dedupe_key=f"{payment.id}:dm:{payment.status}", team_id=payment.team_id, channel=payment.user_id,
-            payload=payer_message(payment), attempts=0, next_attempt_at=_now(),
+            payload=payer_message(payment), attempts=0, next_attempt_at=utcnow(),
         )]
 
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:
@@ -190,10 +189,6 @@ class SlackPaymentEvents:
                 log.info("modal for payment %s not updated: %s", payment.id, exc.response.get("error"))
         if self._on_settled and payment.status in (PaymentStatus.RECORDED, PaymentStatus.PROCESSING):
             await self._on_settled(payment)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class ListRefresher:

@@ -14,6 +14,11 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> dt.datetime:
+    """The wall clock, for what the database keeps: the column defaults below (created_at,
+    updated_at, at, set_at, received_at) and stored schedule times (next_attempt_at,
+    locked_until) that SQL compares across processes. Decisions a person sees (due dates,
+    link and pay-session expiry) ask the app's injected `bot.clock.Clock` instead, which
+    tests move; these stay on the wall clock so a moved test clock never strands a row."""
     return dt.datetime.now(dt.UTC)
 
 

@@ -13,7 +13,7 @@ lists it and sends it again (`failed`, `retry_now`)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
@@ -39,14 +39,18 @@ def _same_queue(message: type[OutboxMessage] | OutboxMessage, team_id: object, c
 
 
 class OutboxRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lease: dt.timedelta = dt.timedelta(seconds=30)):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lease: dt.timedelta = dt.timedelta(seconds=30),
+                 now: Callable[[], dt.datetime] = utcnow):
         self._sessions = sessions
         self._lease = lease
+        # The wall clock by default (see storage.models.utcnow): due times, leases and the
+        # pace are compared with what other processes wrote.
+        self._now = now
 
     async def claim_due(self, limit: int = 20, *, batch: int = 1) -> list[list[OutboxMessage]]:
         """Claim due messages, as batches of one workspace channel's consecutive messages
         (oldest first, at most `batch` each), so a busy channel gets one digest, not a queue."""
-        now = utcnow()
+        now = self._now()
         older = aliased(OutboxMessage)
         async with self._sessions() as session:
             heads = list(await session.scalars(
@@ -97,7 +101,7 @@ class OutboxRepository:
 
     async def delivered(self, messages: list[OutboxMessage], *, pace: dt.timedelta = dt.timedelta(0)) -> None:
         """Mark one channel's batch delivered, and hold that channel's next message back by the pace."""
-        now = utcnow()
+        now = self._now()
         message = messages[0]
         async with self._sessions.begin() as session:
             await session.execute(
@@ -123,7 +127,7 @@ class OutboxRepository:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id)
-                .values(channel=channel, payload=payload, locked_until=None, next_attempt_at=utcnow())
+                .values(channel=channel, payload=payload, locked_until=None, next_attempt_at=self._now())
             )
 
     async def dead_letter(self, message_id: int, *, error: str) -> None:
@@ -131,7 +135,7 @@ class OutboxRepository:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None))
-                .values(failed_at=utcnow(), locked_until=None, last_error=error[:500])
+                .values(failed_at=self._now(), locked_until=None, last_error=error[:500])
             )
 
     async def retry_now(self, message_ids: Sequence[int] = (), *, all_failed: bool = False) -> list[int]:
@@ -147,7 +151,7 @@ class OutboxRepository:
             if ids:
                 await session.execute(
                     update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.delivered_at.is_(None))
-                    .values(failed_at=None, attempts=0, next_attempt_at=utcnow(), locked_until=None)
+                    .values(failed_at=None, attempts=0, next_attempt_at=self._now(), locked_until=None)
                 )
         return ids
 
@@ -167,8 +171,3 @@ class OutboxRepository:
         async with self._sessions() as session:
             return list(await session.scalars(
                 select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)))
-
-    async def pending(self) -> list[OutboxMessage]:
-        """Messages still to be delivered (not the dead letters), oldest first."""
-        async with self._sessions() as session:
-            return list(await session.scalars(select(OutboxMessage).where(_waiting()).order_by(OutboxMessage.id)))

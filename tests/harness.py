@@ -4,14 +4,17 @@ process on a free loopback port, talking real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -24,6 +27,21 @@ BILLING_TOKEN = "e2e-billing-token"
 WEBHOOK_SECRET = "whsec_e2e_webhook_secret"
 NOTIFY_CHANNEL = "C_BILLING"
 TEAM_ID = "T0001"
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0, every: float = 0.1) -> T:
+    """Run `check` until it stops raising AssertionError (what a person sees settles) and
+    return its result; past `timeout` its last AssertionError is the test's failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(every)
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from tests.e2e.slack_user import SlackUser, texts
-from tests.e2e.test_payment_safety import eventually
 from tests.e2e.world import World
+from tests.harness import eventually
 
 
 def shown(blocks: list[dict[str, Any]]) -> str:

@@ -8,7 +8,6 @@ delivers them through the Slack stand-in, whose faults play Slack's refusals."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -26,7 +25,7 @@ from storage.outbox import OutboxRepository
 from storage.payments import PaymentRepository
 from tests.e2e.test_workspaces import CLIENT_ID, CLIENT_SECRET, install
 from tests.e2e.world import World
-from tests.harness import TEAM_ID, Stack, free_port, unique
+from tests.harness import TEAM_ID, Stack, eventually, free_port, unique
 
 pytestmark = pytest.mark.timeout(180) if hasattr(pytest.mark, "timeout") else []
 
@@ -63,7 +62,7 @@ async def notify(database_url: str, channel: str, text: str, *, team: str = TEAM
     async with outbox_of(database_url) as (payments, outbox):
         await payments.add_outbox([OutboxMessage(dedupe_key=key, team_id=team, channel=channel,
                                                  payload={"text": text}, attempts=0, next_attempt_at=utcnow())])
-        return next(m.id for m in await outbox.pending() if m.dedupe_key == key)
+        return next(m.id for m in await outbox.recent() if m.dedupe_key == key)
 
 
 async def message(database_url: str, message_id: int) -> OutboxMessage:
@@ -71,17 +70,6 @@ async def message(database_url: str, message_id: int) -> OutboxMessage:
         found = await outbox.get(message_id)
     assert found is not None
     return found
-
-
-async def until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def posts(world: World, channel: str, text: str) -> list[dict[str, Any]]:
@@ -111,7 +99,7 @@ async def test_a_permanent_refusal_is_a_dead_letter_after_one_try_until_the_oper
         assert found.failed_at is not None
         return found
 
-    failed = await until(given_up)
+    failed = await eventually(given_up)
     assert failed.last_error == error and failed.delivered_at is None
 
     listing = stack.invoicebot("outbox", "--failed").stdout  # (meanwhile, any retry would have happened)
@@ -129,7 +117,7 @@ async def test_a_permanent_refusal_is_a_dead_letter_after_one_try_until_the_oper
         assert [c["ok"] for c in await posts(world, default_channel, text)] == [False, True]
         assert (await message(stack.database_url, message_id)).delivered_at is not None
 
-    await until(delivered)
+    await eventually(delivered)
     assert str(message_id) not in [line.split()[0] for line in
                                    stack.invoicebot("outbox", "--failed").stdout.splitlines()]
 
@@ -146,7 +134,7 @@ async def test_a_routed_channel_refusing_still_sends_the_notice_to_the_default_c
         found = await posts(world, default_channel, text)
         assert len(found) == 1 and found[0]["ok"] and f"Meant for <#{routed}>" in found[0]["params"]["text"]
 
-    await until(rerouted)
+    await eventually(rerouted)
     found = await message(world.stack.database_url, message_id)
     assert found.delivered_at is not None and found.failed_at is None
     assert len(await posts(world, routed, text)) == 1
@@ -164,12 +152,17 @@ async def test_a_transient_refusal_is_retried_with_backoff_and_delivered_once_it
         assert [c["ok"] for c in tries] == [False, False, True]
         return tries
 
-    tries = await until(delivered)
+    tries = await eventually(delivered)
     # Backed off: at least 1 s, then at least 2 s (plus up to 10 % jitter and a second of polling).
     first, second = (b["monotonic"] - a["monotonic"] for a, b in zip(tries, tries[1:]))
     assert first >= 0.95 and second >= 1.95
-    found = await message(world.stack.database_url, message_id)
-    assert found.delivered_at is not None and found.attempts == 3
+
+    async def recorded() -> None:
+        # The worker marks the row right after Slack's answer, which the stand-in logged first.
+        found = await message(world.stack.database_url, message_id)
+        assert found.delivered_at is not None and found.attempts == 3
+
+    await eventually(recorded, timeout=5)
 
 
 @pytest.fixture
@@ -215,7 +208,7 @@ async def test_an_uninstalled_workspace_does_not_delay_another_workspaces_notice
         async def arrived() -> None:
             assert text in [m["text"] for m in await world.slack.messages(channel=channels[team_a])]
 
-        await until(arrived, timeout=15)
+        await eventually(arrived, timeout=15)
         assert time.monotonic() - queued < 8  # the worker's next pass or two, not after B's retries
 
         for message_id in gone:

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from tests.e2e.slack_user import SlackUser, pay_buttons, texts
-from tests.e2e.test_payment_safety import _charged, eventually, exactly_once, open_modal, signed, submission_payload
+from tests.e2e.test_payment_safety import _charged, exactly_once, open_modal, signed, submission_payload
 from tests.e2e.world import Person, Profile, World
+from tests.harness import eventually
 
 pytestmark = pytest.mark.timeout(180) if hasattr(pytest.mark, "timeout") else []
 

@@ -16,20 +16,9 @@ import stripe
 
 from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.world import Profile, World
-from tests.harness import SIGNING_SECRET, WEBHOOK_SECRET, free_port
+from tests.harness import SIGNING_SECRET, WEBHOOK_SECRET, eventually, free_port
 
 pytestmark = pytest.mark.timeout(120) if hasattr(pytest.mark, "timeout") else []
-
-
-async def eventually(check: Any, timeout: float = 20.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(every)
 
 
 async def exactly_once(world: World, profile: Profile, invoice: dict[str, Any], amount: str,

@@ -49,7 +49,8 @@ async def test_a_burst_of_200_notifications_into_one_channel_arrives_complete_in
 
 async def test_sigterm_finishes_the_payment_in_flight_before_exiting(world: World) -> None:
     from tests.e2e.slack_user import SlackUser
-    from tests.e2e.test_payment_safety import eventually, exactly_once
+    from tests.e2e.test_payment_safety import exactly_once
+    from tests.harness import eventually
 
     profile = await world.profile()
     invoice = await world.invoice(profile, "88.00")

@@ -106,7 +106,7 @@ async def test_admins_route_a_profile_s_notifications_to_its_own_channel(world: 
         assert [invoice_a["number"] in m["text"] for m in routed] == [True]
         assert await world.notifications_about(invoice_b["number"])
         assert not await world.notifications_about(invoice_a["number"])
-    from tests.e2e.test_payment_safety import eventually
+    from tests.harness import eventually
     await eventually(delivered)
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -16,24 +14,11 @@ from storage.db import create_engine
 from storage.models import Base
 from storage.schema import head_revision, upgrade
 from storage.slack_tables import slack_metadata
-from sandbox.postgres import temporary_database_sync as temporary_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    server = os.environ.get("INVOICEBOT_TEST_POSTGRES")
-    if not server:
-        pytest.skip("INVOICEBOT_TEST_POSTGRES is not set (CI sets it on its PostgreSQL run)")
-    with temporary_database(server) as url:
-        yield url
-
-
-async def test_migrations_from_empty_to_head_match_the_models(empty_database: str) -> None:
-    upgrade(empty_database)
-    engine = create_engine(empty_database)
+async def test_migrations_from_empty_to_head_match_the_models(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
             def differences(sync_connection):  # noqa: ANN001, ANN202
@@ -65,13 +50,13 @@ def test_the_server_refuses_to_start_on_a_database_that_is_behind(tmp_path) -> N
     assert upgraded.returncode == 0 and head_revision() in upgraded.stdout
 
 
-async def test_0005_rescales_stored_minor_units_to_iso_digits(empty_database: str) -> None:
+async def test_0005_rescales_stored_minor_units_to_iso_digits(database_url: str) -> None:
     """Before 0005 HUF was stored with Babel's 0 digits; ISO 4217 (the billing API's scale)
     has 2, so HUF 150,000 was 150000 and must become 15000000. EUR rows stay as they are."""
     from sqlalchemy import text
 
-    upgrade(empty_database, "0004")
-    engine = create_engine(empty_database)
+    upgrade(database_url, "0004")
+    engine = create_engine(database_url)
     columns = ("id, team_id, user_id, paid_by, invoice_id, invoice_number, billing_profile_id, "
                "billing_profile_name, amount_minor, currency, method_kind, payment_method_id, "
                "payment_method_type, method_label, stripe_customer_id, status, attempts, balance_after_minor, "
@@ -86,8 +71,8 @@ async def test_0005_rescales_stored_minor_units_to_iso_digits(empty_database: st
                                             "after": after})
     finally:
         await engine.dispose()
-    upgrade(empty_database)
-    engine = create_engine(empty_database)
+    upgrade(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
             result = await connection.execute(text("SELECT id, amount_minor, balance_after_minor FROM payments"))

@@ -411,8 +411,6 @@ def test_parsing_table(text: str, currency: str, locale: str, expected: str) -> 
 def test_user_input_is_refused_with_words(text: str, currency: str, message: str) -> None:
     with pytest.raises(MoneyError, match=message):
         parse_amount(text, currency, "en_US")
-    with pytest.raises(MoneyError, match=message):
-        Money.parse_user_input(text, currency)  # the deprecated en-US alias
 
 
 @pytest.mark.parametrize(("text", "currency", "value"), [
@@ -421,7 +419,6 @@ def test_user_input_is_refused_with_words(text: str, currency: str, message: str
 ])
 def test_user_input_accepts_what_people_type(text: str, currency: str, value: str) -> None:
     assert parse_amount(text, currency, "en_US").amount == Decimal(value)
-    assert Money.parse_user_input(text, currency).amount == Decimal(value)
 
 
 @pytest.mark.parametrize(("amount", "currency", "locale", "shown"), [

@@ -23,6 +23,7 @@ from storage.db import create_engine, session_factory
 from storage.models import Base, OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
 from storage.payments import PaymentRepository
+from tests.unit.test_links_and_clock import FixedClock
 
 FAST = Backoff(base=0.05, cap=0.1, jitter=0.0, max_attempts=4)
 _keys = itertools.count()
@@ -79,7 +80,7 @@ async def queue(repo: OutboxRepository, channel: str, text: str, *, team: str = 
     key = f"test:{next(_keys)}"
     await repo.queue([OutboxMessage(dedupe_key=key, team_id=team, channel=channel, payload={"text": text},  # type: ignore[attr-defined]
                                     attempts=0, next_attempt_at=utcnow())])
-    return next(m.id for m in await repo.pending() if m.dedupe_key == key)
+    return next(m.id for m in await repo.recent() if m.dedupe_key == key)
 
 
 def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[str] = frozenset(),
@@ -93,10 +94,15 @@ def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[s
                         backoff=backoff)
 
 
+async def waiting(repo: OutboxRepository) -> list[OutboxMessage]:
+    """Messages neither delivered nor given up."""
+    return [m for m in await repo.recent(limit=10_000) if m.delivered_at is None and m.failed_at is None]
+
+
 async def drain(outbox: OutboxWorker, repo: OutboxRepository, seconds: float = 3.0) -> None:
     """Passes until nothing is waiting (or time is up): what the running worker does."""
     deadline = asyncio.get_running_loop().time() + seconds
-    while await repo.pending() and asyncio.get_running_loop().time() < deadline:
+    while await waiting(repo) and asyncio.get_running_loop().time() < deadline:
         await outbox.deliver_due()
         await asyncio.sleep(0.02)
 
@@ -303,3 +309,41 @@ async def test_the_operator_retry_says_what_it_did_with_each_id(repo: OutboxRepo
                                                  f"message {fine} was delivered already", "no outbox message 999"]
     assert (await repo.get(failed)).failed_at is None  # type: ignore[union-attr]
     assert format_retry(await retry_outbox(repo, all_failed=True)) == "no failed messages to retry"
+
+
+async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(repo: OutboxRepository) -> None:
+    slack = FakeSlack()
+    curve = Backoff(base=30.0, cap=60.0, jitter=0.0, max_attempts=5)
+    at = utcnow().replace(microsecond=0)
+
+    async def client_for(team: str) -> Any:
+        return slack.client(team)
+
+    outbox = OutboxWorker(repo, client_for, messages=SlackMessages(), pace_seconds=0, backoff=curve,
+                          clock=FixedClock(at))
+    slack.always["C1"] = slack_error("service_unavailable", 503)
+    first = await queue(repo, "C1", "waits on the curve")
+    await outbox.deliver_due()
+    assert (await repo.get(first)).next_attempt_at == at + dt.timedelta(seconds=30)  # type: ignore[union-attr]
+    slack.always["C2"] = slack_error("ratelimited", 429, {"Retry-After": "7"})
+    second = await queue(repo, "C2", "waits as Slack says")
+    await outbox.deliver_due()
+    assert (await repo.get(second)).next_attempt_at == at + dt.timedelta(seconds=7)  # type: ignore[union-attr]
+
+
+async def test_what_is_due_is_asked_of_the_repository_s_injected_clock(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'clocked.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    clock = FixedClock(utcnow().replace(microsecond=0))
+    repo = OutboxRepository(session_factory(engine), now=clock.now)
+    try:
+        await PaymentRepository(session_factory(engine)).add_outbox([OutboxMessage(
+            dedupe_key="later", team_id="T1", channel="C1", payload={"text": "in a minute"}, attempts=0,
+            next_attempt_at=clock.at + dt.timedelta(seconds=60))])
+        assert await repo.claim_due() == []
+        clock.at += dt.timedelta(seconds=61)
+        [[claimed]] = await repo.claim_due()
+        assert claimed.dedupe_key == "later" and claimed.locked_until == clock.at + dt.timedelta(seconds=30)
+    finally:
+        await engine.dispose()

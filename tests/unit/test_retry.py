@@ -7,7 +7,11 @@ import random
 
 import pytest
 
-from bot.retry import PAYMENT_RETRY, SLACK_DELIVERY, Backoff
+import httpx
+
+from bot import billing
+from bot.billing import BillingClient, BillingError
+from bot.retry import BILLING_CALL, PAYMENT_RETRY, SLACK_DELIVERY, Backoff, retry_after
 
 NONE = lambda: 0.0  # noqa: E731 - no jitter
 
@@ -64,3 +68,64 @@ def test_the_app_curves_as_documented() -> None:
     assert 60 * 60 <= SLACK_DELIVERY.total().total_seconds() <= 70 * 60  # about an hour of tries
     assert [seconds(PAYMENT_RETRY, n) for n in (1, 2, 3, 7, 8, 50)] == [5, 10, 20, 320, 600, 600]
     assert PAYMENT_RETRY.max_attempts is None
+    # Within one Slack request: four tries, under two seconds of waiting in all.
+    assert [seconds(BILLING_CALL, n) for n in (1, 2, 3)] == [0.25, 0.5, 1.0]
+    assert BILLING_CALL.max_attempts == 4 and BILLING_CALL.total() == dt.timedelta(seconds=1.75)
+
+
+@pytest.mark.parametrize(("header", "seconds_"), [
+    ("7", 7.0), (" 2.5 ", 2.5), (["3", "9"], 3.0), ("0", 0.0), ("120", 30.0),  # capped
+    (None, None), ([], None), ("soon", None), ("-1", None), ("nan", None), ("inf", None),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # an HTTP-date: neither Slack nor billing sends one; the curve applies
+])
+def test_retry_after_reads_delta_seconds_and_nothing_else(header: object, seconds_: float | None) -> None:
+    assert retry_after(header, cap=30.0) == seconds_
+
+
+def _billing(answers: list[httpx.Response | Exception]) -> tuple[BillingClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        next_answer = answers.pop(0)
+        if isinstance(next_answer, Exception):
+            raise next_answer
+        return next_answer
+
+    return BillingClient("http://billing.invalid", "token", transport=httpx.MockTransport(answer)), seen
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(billing.asyncio, "sleep", sleep)
+    return slept
+
+
+ACCESS = {"email": "f@example.com", "billing_profile_ids": [], "permissions": []}
+
+
+async def test_the_billing_client_retries_on_the_one_curve_and_honours_retry_after(waits: list[float]) -> None:
+    client, seen = _billing([httpx.Response(503), httpx.ConnectError("down"),
+                             httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json=ACCESS)])
+    try:
+        access = await client.get_access("f@example.com")
+    finally:
+        await client.aclose()
+    assert access.email == "f@example.com" and len(seen) == 4
+    assert 0.25 <= waits[0] <= 0.275 and 0.5 <= waits[1] <= 0.55  # the curve, jitter only lengthening
+    assert waits[2] == 3.0  # the server's Retry-After, never sooner
+
+
+async def test_the_billing_client_gives_up_after_the_curve_s_last_try(waits: list[float]) -> None:
+    client, seen = _billing([httpx.Response(503)] * 5)
+    try:
+        with pytest.raises(BillingError) as raised:
+            await client.get_access("f@example.com")
+    finally:
+        await client.aclose()
+    assert raised.value.status == 503 and len(seen) == BILLING_CALL.max_attempts == 4 and len(waits) == 3

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.settings import SettingsError, load_database_settings, load_settings
-from sandbox.postgres import temporary_database_sync as temporary_database
 
 REQUIRED = ("SLACK_SIGNING_SECRET", "STRIPE_API_KEY", "BILLING_API_URL", "BILLING_API_TOKEN", "NOTIFY_CHANNEL",
             "SLACK_BOT_TOKEN")
@@ -78,18 +76,6 @@ def test_empty_values_count_as_unset(empty_environment: Path, monkeypatch: pytes
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.public_url is None and not settings.multi_workspace and settings.stripe_webhook_secret is None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}"
-        return
-    server = os.environ.get("INVOICEBOT_TEST_POSTGRES")
-    if not server:
-        pytest.skip("INVOICEBOT_TEST_POSTGRES is not set (CI sets it on its PostgreSQL run)")
-    with temporary_database(server) as url:
-        yield url
 
 
 def test_database_commands_need_database_url_alone(database_url: str, tmp_path: Path) -> None:

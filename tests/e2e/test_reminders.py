@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import time
 from typing import Any
 
 from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.world import World
-from tests.harness import Stack
+from tests.harness import Stack, eventually
 
 
 def jobs(stack: Stack) -> list[dict[str, Any]]:
@@ -20,13 +19,12 @@ def jobs(stack: Stack) -> list[dict[str, Any]]:
 
 
 async def wait_job(stack: Stack, key_part: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [j for j in jobs(stack) if key_part in j["key"] and j["state"] in states]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"no job {key_part} in {states}: {jobs(stack)}"
-        await asyncio.sleep(0.5)
+    async def found() -> dict[str, Any]:
+        jobs_now = jobs(stack)
+        matching = [j for j in jobs_now if key_part in j["key"] and j["state"] in states]
+        assert matching, f"no job {key_part} in {states}: {jobs_now}"
+        return matching[0]
+    return await eventually(found, timeout=timeout, every=0.5)
 
 
 def seconds_to_next_nine_utc() -> int:

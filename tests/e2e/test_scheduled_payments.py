@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.test_payment_outcomes import dms_about
 from tests.e2e.world import Person, World
 from tests.harness import Stack
+from tests.harness import eventually as settled
 
 
 def jobs(stack: Stack) -> list[dict[str, Any]]:
@@ -24,16 +24,13 @@ def jobs(stack: Stack) -> list[dict[str, Any]]:
 
 
 async def eventually(fetch: Any, keep: Any = None, timeout: float = 30.0, every: float = 0.3) -> Any:
-    """`fetch()` (a coroutine) until it, or `keep` of it, is not empty."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """`fetch()` (a coroutine) until it, or `keep` of it, is not empty (the harness's loop)."""
+    async def check() -> Any:
         result = await fetch()
-        if keep is not None:
-            result = keep(result)
-        if result:
-            return result
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(every)
+        result = keep(result) if keep is not None else result
+        assert result, "never happened"
+        return result
+    return await settled(check, timeout=timeout, every=every)
 
 
 def seconds_until(day: dt.date, *, after: int = 30) -> int:

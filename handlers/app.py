@@ -47,8 +47,8 @@ from handlers import actions, commands, events, failures, home, views
 from handlers.context import Background, install_viewer
 from handlers.errors import explain
 from handlers.slack_io import (
-    HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackMessages,
-    SlackPaymentEvents, WorkspaceClients,
+    HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackPaymentEvents,
+    SlackSender, WorkspaceClients,
 )
 from storage.audit import AuditLog
 from storage.db import create_engine, session_factory
@@ -163,7 +163,7 @@ def build_app(settings: Settings) -> Invoicebot:
     # The payment: links, the outbox, what people are told, the state machine, its entry points.
     links = PayLinks(str(settings.public_url) if settings.public_url else None,
                      LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
-    outbox = OutboxWorker(outbox_repo, client_for, messages=SlackMessages(), fallback_channel=settings.notify_channel,
+    outbox = OutboxWorker(outbox_repo, SlackSender(client_for), fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
     payment_events = SlackPaymentEvents(
         router, client_for, on_settled=ListRefresher(lists), on_queued=outbox.wake,

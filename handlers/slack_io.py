@@ -58,7 +58,7 @@ class WorkspaceClients:
             bot = await installations.async_find_bot(enterprise_id=None, team_id=team_id)
             if bot is None or not bot.bot_token:
                 raise LookupError(f"invoicebot is not installed in workspace {team_id}")
-            return slack_client(self._settings, bot.bot_token)
+            return slack_client(self._settings, bot.bot_token, session=self._default.session)
 
         return await self._clients.get_or_load(team_id, load)
 
@@ -263,9 +263,11 @@ class ListRefresher:
     """After a payment, redraw the `/invoices` message the payer clicked from, so it no
     longer offers a stale balance (through that message's response_url)."""
 
-    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]]) -> None:
+    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]],
+                 session: aiohttp.ClientSession | None = None) -> None:
         # render(team_id, user_id, query) -> message payload for that person, fresh
         self._render = render
+        self._session = session  # the Web API clients' pooled one
 
     async def __call__(self, payment: Payment) -> None:
         if not payment.list_response_url:
@@ -273,7 +275,7 @@ class ListRefresher:
         from slack_sdk.webhook.async_client import AsyncWebhookClient  # noqa: PLC0415
 
         message = await self._render(payment.team_id, payment.user_id, payment.list_query or "")
-        response = await AsyncWebhookClient(payment.list_response_url, timeout=10).send_dict(
+        response = await AsyncWebhookClient(payment.list_response_url, timeout=10, session=self._session).send_dict(
             {**message, "replace_original": True, "response_type": "ephemeral"})
         if response.status_code != 200:
             log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)

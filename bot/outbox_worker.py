@@ -1,11 +1,13 @@
-"""Delivers queued Slack messages: once each, in order, honouring Slack's Retry-After.
+"""Delivers queued messages: once each, in order, at the chat service's pace.
 
 Every delivery ends: delivered, or given up (a dead letter an operator can list and send
-again with `invoicebot outbox`). Permanent errors (the channel, the token, the message
-itself) are given up after one try; transient ones (rate limits, Slack's 5xx, the
-network) are retried on the `bot.retry.SLACK_DELIVERY` curve, up to its last try. Whatever
-goes wrong with one message (an uninstalled workspace, an unexpected exception) stays with
-that message: the pass goes on with the others.
+again with `invoicebot outbox`). What the chat service said is sorted by the sender (the
+port below; Slack's is handlers/slack_io.py: SlackSender): refusals that waiting will not
+change are given up after one try (a refused digest first split into its notices, a
+channel notice first sent to the default channel); the rest are retried on the
+`bot.retry.SLACK_DELIVERY` curve, up to its last try, or after the wait the service asked
+for. Whatever goes wrong with one message (an uninstalled workspace, an unexpected
+exception) stays with that message: the pass goes on with the others.
 """
 
 from __future__ import annotations
@@ -13,55 +15,62 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.clock import Clock, SystemClock
-from bot.retry import SLACK_DELIVERY, Backoff, retry_after
+from bot.retry import SLACK_DELIVERY, Backoff
 from storage.models import OutboxMessage
 from storage.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
 
-# What `last_error` says when the message's workspace has no installation (any more).
-NOT_INSTALLED = "not_installed"
 
-# Slack's own errors that may go away by waiting (docs.slack.dev, chat.postMessage and the
-# common errors): rate limits, its own outages, a workspace in the middle of a migration.
-# Any HTTP 429 or 5xx counts too. Every other `ok: false` error is about the request, the
-# token or the channel, and waiting will not change it.
-TRANSIENT = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-                       "request_timeout", "team_added_to_org", "org_login_required"})
-# The permanent ones we know of, for the docs and the tests (anything not transient is permanent).
-PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
-                       "account_inactive", "invalid_auth", "token_revoked", "not_authed", "missing_scope",
-                       "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
-                       "too_many_attachments", "restricted_action", "restricted_action_read_only_channel",
-                       "no_permission", "ekm_access_denied", NOT_INSTALLED})
-# The message itself is the problem: in a digest, it may be just one of its notices (or
-# the digest's length), so each is then sent on its own.
-MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
-                            "too_many_attachments", "invalid_attachments"})
-# The channel itself is the problem: another channel would do.
-UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
-                         "restricted_action_read_only_channel"})
+@dataclass(frozen=True)
+class Delivered:
+    pass
 
 
-class MessageFormat(Protocol):
-    """How queued payloads become one Slack message (the Slack side's, handlers/slack_io.py):
-    at most `batch_size` due messages of a channel go out as one."""
+@dataclass(frozen=True)
+class RetryLater:
+    """Waiting may help (rate limits, outages, the network): `after` seconds if the service
+    said how long, else the backoff curve's."""
+
+    error: str
+    after: float | None = None
+
+
+class Refused(Enum):
+    MESSAGE = "message"  # the message itself (a digest may be just one of its notices)
+    CHANNEL = "channel"  # the channel: another channel would do
+    OTHER = "other"  # the token, the workspace, a permission: nothing the worker can change
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    error: str  # what `last_error` and the operator's listing say
+    refused: Refused = Refused.OTHER
+
+
+Sent = Delivered | RetryLater | Undeliverable
+
+
+class MessageSender(Protocol):
+    """Posts queued payloads to a channel or a person (the Slack side's, handlers/slack_io.py):
+    at most `batch_size` due messages of a channel go out as one. Anything `send` raises
+    is unexpected: retried on the curve, its traceback logged once."""
 
     batch_size: int
 
-    def combine(self, payloads: list[dict[str, Any]]) -> dict[str, Any]: ...
+    async def send(self, team_id: str, channel: str, payloads: list[dict[str, Any]]) -> Sent: ...
 
     def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
         """The payload sent to the default channel instead, saying where it was meant to go."""
+        ...
+
+    def is_person(self, channel: str) -> bool:
+        """A message meant for one person is never sent to a channel instead."""
         ...
 
 
@@ -73,28 +82,17 @@ class Outcome(Enum):
     SPLIT = "split"  # the digest was refused for its content: try its notices one by one
 
 
-def is_transient(error: str, status: int | None = None) -> bool:
-    return error in TRANSIENT or (status is not None and (status == 429 or status >= 500))
-
-
-def is_channel_notice(message: OutboxMessage) -> bool:
-    """A notice for a channel, not a person: user ids (U…, W…) and DMs (D…) are people,
-    and a message meant for one person is never sent to a channel instead."""
-    return not message.channel.startswith(("U", "W", "D"))
-
-
 class OutboxWorker:
-    def __init__(self, repo: OutboxRepository, client_for: Callable[[str], Awaitable[AsyncWebClient]], *,
-                 messages: MessageFormat, fallback_channel: str | None = None, pace_seconds: float = 1.0,
-                 poll_seconds: float = 2.0, backoff: Backoff = SLACK_DELIVERY, clock: Clock | None = None) -> None:
+    def __init__(self, repo: OutboxRepository, sender: MessageSender, *, fallback_channel: str | None = None,
+                 pace_seconds: float = 1.0, poll_seconds: float = 2.0, backoff: Backoff = SLACK_DELIVERY,
+                 clock: Clock | None = None) -> None:
         self._repo = repo
-        self._messages = messages
+        self._sender = sender
         # The wall clock, not the app's test-movable one: retry times are compared in SQL with
         # the repository's (storage.models.utcnow), and must not jump when a test moves time.
         self._clock = clock or SystemClock()
         self._pace = dt.timedelta(seconds=pace_seconds)
         self._fallback = fallback_channel
-        self._client_for = client_for
         self._poll = poll_seconds
         self._backoff = backoff
         self._wake = asyncio.Event()
@@ -131,7 +129,7 @@ class OutboxWorker:
         """Deliver what is due now, pass after pass, until nothing is (paced messages of a
         busy channel wait for a later call)."""
         delivered = 0
-        while batches := await self._repo.claim_due(batch=self._messages.batch_size):
+        while batches := await self._repo.claim_due(batch=self._sender.batch_size):
             for batch in batches:
                 delivered += await self._deliver_counted(batch)
         return delivered
@@ -144,7 +142,7 @@ class OutboxWorker:
             delivered = 0
             for index, each in enumerate(batch):
                 if index:
-                    await asyncio.sleep(self._pace.total_seconds())  # Slack's pace per channel
+                    await asyncio.sleep(self._pace.total_seconds())  # the chat service's pace per channel
                 delivered += await self._deliver_counted([each])
             return delivered
         return len(batch) if outcome is Outcome.DELIVERED else 0
@@ -153,39 +151,21 @@ class OutboxWorker:
         """Post one channel's due messages as one message; all of them succeed or wait."""
         message = batch[0]
         try:
-            client = await self._client_for(message.team_id or "")
-        except LookupError:
-            # Uninstalled (or never installed): no token will come by waiting.
-            return await self._give_up(batch, NOT_INSTALLED)
-        except Exception as exc:  # noqa: BLE001 - e.g. the installations table unreachable
-            return await self._unexpected(batch, exc)
-        payload = self._messages.combine([m.payload for m in batch])
-        try:
-            await client.chat_postMessage(channel=message.channel, text=payload.get("text", ""),
-                                          blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False)
-        except SlackApiError as exc:
-            status = exc.response.status_code
-            error = str(exc.response.get("error") or status)
-            if status == 429:
-                headers = exc.response.headers
-                # At least a second, whatever the header says (or when it says nothing).
-                wait = max(1.0, retry_after(headers.get("Retry-After") or headers.get("retry-after"),
-                                            cap=3600.0) or 1.0)
-                return await self._retry(batch, error, at=self._clock.now() + dt.timedelta(seconds=wait))
-            if is_transient(error, status):
-                return await self._retry(batch, error)
-            if error in MESSAGE_ERRORS and len(batch) > 1:
-                return Outcome.SPLIT
-            if error in UNREACHABLE and is_channel_notice(message) and self._fallback \
-                    and message.channel != self._fallback:
-                return await self._reroute(batch, error)
-            return await self._give_up(batch, error)
-        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            return await self._retry(batch, type(exc).__name__)
+            sent = await self._sender.send(message.team_id or "", message.channel, [m.payload for m in batch])
         except Exception as exc:  # noqa: BLE001 - one message's bug must not stop the others
             return await self._unexpected(batch, exc)
-        await self._repo.delivered(batch, pace=self._pace)
-        return Outcome.DELIVERED
+        if isinstance(sent, Delivered):
+            await self._repo.delivered(batch, pace=self._pace)
+            return Outcome.DELIVERED
+        if isinstance(sent, RetryLater):
+            at = None if sent.after is None else self._clock.now() + dt.timedelta(seconds=sent.after)
+            return await self._retry(batch, sent.error, at=at)
+        if sent.refused is Refused.MESSAGE and len(batch) > 1:
+            return Outcome.SPLIT
+        if sent.refused is Refused.CHANNEL and self._fallback and message.channel != self._fallback \
+                and not self._sender.is_person(message.channel):
+            return await self._reroute(batch, sent.error)
+        return await self._give_up(batch, sent.error)
 
     async def _retry(self, batch: list[OutboxMessage], error: str, *, at: dt.datetime | None = None) -> Outcome:
         attempts = max(m.attempts for m in batch)
@@ -215,7 +195,7 @@ class OutboxWorker:
                     message.channel)
         for each in batch:
             await self._repo.reroute(each.id, self._fallback,
-                                     self._messages.rerouted(each.payload, message.channel, error))
+                                     self._sender.rerouted(each.payload, message.channel, error))
         return Outcome.REROUTED
 
     async def _give_up(self, batch: list[OutboxMessage], error: str) -> Outcome:

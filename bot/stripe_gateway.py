@@ -96,18 +96,31 @@ class StripeRejected(Exception):
         return self.http_status in (400, 402, 404)
 
 
-def make_client(api_key: str, api_base: str, *, max_network_retries: int = 2, timeout: float = 20.0) -> stripe.StripeClient:
+def make_client(api_key: str, api_base: str, *, max_network_retries: int = 2, timeout: float = 20.0,
+                http_client: stripe.HTTPXClient | None = None) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base.rstrip("/")},
-        http_client=stripe.HTTPXClient(timeout=timeout),
+        http_client=http_client or stripe.HTTPXClient(timeout=timeout),
         max_network_retries=max_network_retries,
     )
 
 
 class StripeGateway:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, http_client: stripe.HTTPXClient | None = None) -> None:
         self._client = client
+        self._http = http_client
+
+    @classmethod
+    def connect(cls, api_key: str, api_base: str) -> StripeGateway:
+        """The app's gateway: one pooled httpx client (keep-alive connections) for the life
+        of the process, closed by `aclose`."""
+        http = stripe.HTTPXClient(timeout=20.0)
+        return cls(make_client(api_key, api_base, http_client=http), http)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close_async()
 
     async def saved_methods(self, customer_id: str) -> SavedMethods:
         """The customer's cards and bank accounts, each offered once (a card saved twice has

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -41,7 +42,7 @@ from bot.reconcile import Reconciler
 from bot.routing import NotificationRouter, RoutingService
 from bot.settings import Settings
 from bot.slack_api import BOT_SCOPES, slack_client
-from bot.stripe_gateway import StripeGateway, make_client
+from bot.stripe_gateway import StripeGateway
 from bot.stripe_webhooks import StripeWebhooks
 from blocks.reminders import digest_message
 from blocks.scheduling import scheduled_words
@@ -55,8 +56,8 @@ from handlers.context import Background, install_viewer
 from handlers.errors import explain
 from handlers.scheduling import PayLater, TimedCommands
 from handlers.slack_io import (
-    HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackMessages,
-    SlackPaymentEvents, WorkspaceClients,
+    HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackPaymentEvents,
+    SlackSender, WorkspaceClients,
 )
 from storage.audit import AuditLog
 from storage.db import create_engine, session_factory
@@ -135,6 +136,9 @@ class Invoicebot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.billing.aclose()
+        await self.stripe.aclose()
+        if self.bolt.client.session is not None:
+            await self.bolt.client.session.close()
         await self.engine.dispose()
 
 
@@ -161,12 +165,13 @@ def build_app(settings: Settings) -> Invoicebot:
 
     # Clients of the outside services.
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    slack = slack_client(settings, None if settings.multi_workspace else token)
+    # One pooled HTTP session for every Web API call of this process (closed in aclose).
+    slack = slack_client(settings, None if settings.multi_workspace else token, session=aiohttp.ClientSession())
     installations = (AsyncSQLAlchemyInstallationStore(settings.slack_client_id, engine)
                      if settings.multi_workspace and settings.slack_client_id else None)
     client_for = WorkspaceClients(settings, slack, installations)
     billing = BillingClient(str(settings.billing_api_url), settings.billing_api_token.get_secret_value())
-    stripe = StripeGateway(make_client(settings.stripe_api_key.get_secret_value(), str(settings.stripe_api_base)))
+    stripe = StripeGateway.connect(settings.stripe_api_key.get_secret_value(), str(settings.stripe_api_base))
 
     # Domain services that only read.
     identity = IdentityService(SlackDirectory(client_for), billing, default_locale=settings.default_locale)
@@ -182,10 +187,10 @@ def build_app(settings: Settings) -> Invoicebot:
     # The payment: links, the outbox, what people are told, the state machine, its entry points.
     links = PayLinks(str(settings.public_url) if settings.public_url else None,
                      LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
-    outbox = OutboxWorker(outbox_repo, client_for, messages=SlackMessages(), fallback_channel=settings.notify_channel,
+    outbox = OutboxWorker(outbox_repo, SlackSender(client_for), fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
     payment_events = SlackPaymentEvents(
-        router, client_for, on_settled=ListRefresher(lists), on_queued=outbox.wake,
+        router, client_for, on_settled=ListRefresher(lists, slack.session), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,
         on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id))
     processor = PaymentProcessor(payments_repo, stripe, billing, payment_events, clock=clock)

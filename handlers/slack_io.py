@@ -1,16 +1,18 @@
 """The Slack side of the domain's ports: where services meet Slack's Web API and Block Kit.
 
 bot/ calls these through Protocols (bot.identity.Directory, bot.routing's channel info,
-bot.processor's payment events, bot.outbox_worker.MessageFormat, bot.cards.CardNotices)
+bot.processor's payment events, bot.outbox_worker.MessageSender, bot.cards.CardNotices)
 and never imports this module; handlers/app.py wires them in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,7 +26,9 @@ from bot.clock import Clock, today
 from bot.home import HomeService
 from bot.identity import DEFAULT_LOCALE, DirectoryEntry, IdentityService, Viewer, babel_locale
 from bot.invoices import InvoiceService, ListQuery
+from bot.outbox_worker import Delivered, Refused, RetryLater, Sent, Undeliverable
 from bot.payments import PayForm
+from bot.retry import retry_after
 from bot.routing import ChannelInfo, NotificationRouter
 from bot.settings import Settings
 from bot.slack_api import slack_client
@@ -54,19 +58,74 @@ class WorkspaceClients:
             bot = await installations.async_find_bot(enterprise_id=None, team_id=team_id)
             if bot is None or not bot.bot_token:
                 raise LookupError(f"invoicebot is not installed in workspace {team_id}")
-            return slack_client(self._settings, bot.bot_token)
+            return slack_client(self._settings, bot.bot_token, session=self._default.session)
 
         return await self._clients.get_or_load(team_id, load)
 
 
-class SlackMessages:
-    """How the outbox worker (bot/outbox_worker.py) puts queued messages into Slack's form:
-    one channel's due notices as one digest message, and a rerouted notice's note."""
+# What `last_error` says when the message's workspace has no installation (any more).
+NOT_INSTALLED = "not_installed"
+
+# Slack's own errors that may go away by waiting (docs.slack.dev, chat.postMessage and the
+# common errors): rate limits, its own outages, a workspace in the middle of a migration.
+# Any HTTP 429 or 5xx counts too. Every other `ok: false` error is about the request, the
+# token or the channel, and waiting will not change it.
+TRANSIENT = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+                       "request_timeout", "team_added_to_org", "org_login_required"})
+# The permanent ones we know of, for the docs and the tests (anything not transient is permanent).
+PERMANENT = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+                       "account_inactive", "invalid_auth", "token_revoked", "not_authed", "missing_scope",
+                       "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+                       "too_many_attachments", "restricted_action", "restricted_action_read_only_channel",
+                       "no_permission", "ekm_access_denied", NOT_INSTALLED})
+# The message itself is the problem: in a digest, it may be just one of its notices (or
+# the digest's length), so each is then sent on its own.
+MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments",
+                            "too_many_attachments", "invalid_attachments"})
+# The channel itself is the problem: another channel would do.
+UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived",
+                         "restricted_action_read_only_channel"})
+
+
+def is_transient(error: str, status: int | None = None) -> bool:
+    return error in TRANSIENT or (status is not None and (status == 429 or status >= 500))
+
+
+class SlackSender:
+    """The outbox worker's sender (bot/outbox_worker.py: MessageSender): one channel's due
+    notices as one digest by chat.postMessage, and Slack's answer sorted into the worker's
+    three outcomes."""
 
     batch_size = DIGEST_SIZE
 
-    def combine(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
-        return digest(payloads)
+    def __init__(self, client_for: ClientFor) -> None:
+        self._client_for = client_for
+
+    async def send(self, team_id: str, channel: str, payloads: list[dict[str, Any]]) -> Sent:
+        try:
+            client = await self._client_for(team_id)
+        except LookupError:
+            # Uninstalled (or never installed): no token will come by waiting.
+            return Undeliverable(NOT_INSTALLED)
+        payload = digest(payloads)
+        try:
+            await client.chat_postMessage(channel=channel, text=payload.get("text", ""), blocks=payload.get("blocks"),
+                                          unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or status)
+            if status == 429:
+                return RetryLater(error, after=_retry_after(exc.response.headers))
+            if is_transient(error, status):
+                return RetryLater(error)
+            if error in MESSAGE_ERRORS:
+                return Undeliverable(error, Refused.MESSAGE)
+            if error in UNREACHABLE:
+                return Undeliverable(error, Refused.CHANNEL)
+            return Undeliverable(error)
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            return RetryLater(type(exc).__name__)
+        return Delivered()
 
     def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
         note = (f"_(Meant for <#{channel}>, where I can't post ({error}): invite me there, "
@@ -74,6 +133,15 @@ class SlackMessages:
         return {**payload, "text": f"{payload.get('text', '')}\n{note}",
                 "blocks": [*(payload.get("blocks") or []),
                            {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}]}
+
+    def is_person(self, channel: str) -> bool:
+        # User ids (U…, W…) and DMs (D…) are people; C…/G… and #names are channels.
+        return channel.startswith(("U", "W", "D"))
+
+
+def _retry_after(headers: Any) -> float:
+    # At least a second, whatever the header says (or when it says nothing).
+    return max(1.0, retry_after(headers.get("Retry-After") or headers.get("retry-after"), cap=3600.0) or 1.0)
 
 
 class SlackCardNotices:
@@ -195,9 +263,11 @@ class ListRefresher:
     """After a payment, redraw the `/invoices` message the payer clicked from, so it no
     longer offers a stale balance (through that message's response_url)."""
 
-    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]]) -> None:
+    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]],
+                 session: aiohttp.ClientSession | None = None) -> None:
         # render(team_id, user_id, query) -> message payload for that person, fresh
         self._render = render
+        self._session = session  # the Web API clients' pooled one
 
     async def __call__(self, payment: Payment) -> None:
         if not payment.list_response_url:
@@ -205,7 +275,7 @@ class ListRefresher:
         from slack_sdk.webhook.async_client import AsyncWebhookClient  # noqa: PLC0415
 
         message = await self._render(payment.team_id, payment.user_id, payment.list_query or "")
-        response = await AsyncWebhookClient(payment.list_response_url, timeout=10).send_dict(
+        response = await AsyncWebhookClient(payment.list_response_url, timeout=10, session=self._session).send_dict(
             {**message, "replace_original": True, "response_type": "ephemeral"})
         if response.status_code != 200:
             log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)

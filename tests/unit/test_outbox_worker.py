@@ -1,4 +1,4 @@
-"""The outbox worker against an in-memory Slack (a fake client) and the real repository on
+"""The outbox worker and its Slack sender against an in-memory Slack (a fake client) and the real repository on
 a SQLite file: every delivery ends, delivered or given up, and one message's trouble never
 holds up another's."""
 
@@ -16,9 +16,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.outbox_worker import NOT_INSTALLED, PERMANENT, OutboxWorker
+from bot.outbox_worker import Delivered, OutboxWorker, Refused, RetryLater, Undeliverable
 from bot.retry import Backoff
-from handlers.slack_io import SlackMessages
+from handlers.slack_io import NOT_INSTALLED, PERMANENT, SlackSender
 from storage.db import create_engine, session_factory
 from storage.models import Base, OutboxMessage, utcnow
 from storage.outbox import OutboxRepository
@@ -90,7 +90,7 @@ def worker(repo: OutboxRepository, slack: FakeSlack, *, uninstalled: frozenset[s
             raise LookupError(f"invoicebot is not installed in workspace {team}")
         return slack.client(team)
 
-    return OutboxWorker(repo, client_for, messages=SlackMessages(), fallback_channel=fallback, pace_seconds=0,
+    return OutboxWorker(repo, SlackSender(client_for), fallback_channel=fallback, pace_seconds=0,
                         backoff=backoff)
 
 
@@ -319,8 +319,7 @@ async def test_retry_times_are_the_injected_clock_plus_the_curve_or_retry_after(
     async def client_for(team: str) -> Any:
         return slack.client(team)
 
-    outbox = OutboxWorker(repo, client_for, messages=SlackMessages(), pace_seconds=0, backoff=curve,
-                          clock=FixedClock(at))
+    outbox = OutboxWorker(repo, SlackSender(client_for), pace_seconds=0, backoff=curve, clock=FixedClock(at))
     slack.always["C1"] = slack_error("service_unavailable", 503)
     first = await queue(repo, "C1", "waits on the curve")
     await outbox.deliver_due()
@@ -347,3 +346,46 @@ async def test_what_is_due_is_asked_of_the_repository_s_injected_clock(tmp_path:
         assert claimed.dedupe_key == "later" and claimed.locked_until == clock.at + dt.timedelta(seconds=30)
     finally:
         await engine.dispose()
+
+
+class ScriptedSender:
+    """The worker's port without Slack: answers as scripted, per channel, and records calls."""
+
+    batch_size = 5
+
+    def __init__(self, answers: dict[str, list[Any]]) -> None:
+        self.answers = answers
+        self.sent: list[tuple[str, list[str]]] = []
+
+    async def send(self, team_id: str, channel: str, payloads: list[dict[str, Any]]) -> Any:
+        self.sent.append((channel, [p["text"] for p in payloads]))
+        answers = self.answers.get(channel) or []
+        return answers.pop(0) if answers else Delivered()
+
+    def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
+        return {**payload, "text": f"{payload['text']} (for {channel}: {error})"}
+
+    def is_person(self, channel: str) -> bool:
+        return channel.startswith("person:")
+
+
+async def test_the_worker_follows_its_senders_word_without_knowing_slack(repo: OutboxRepository) -> None:
+    sender = ScriptedSender({"later": [RetryLater("busy", after=30.0)],
+                             "gone": [Undeliverable("no such place", Refused.CHANNEL)],
+                             "person:ann": [Undeliverable("no such place", Refused.CHANNEL)]})
+    outbox = OutboxWorker(repo, sender, fallback_channel="default", pace_seconds=0, backoff=FAST)
+    later = await queue(repo, "later", "waits")
+    gone = await queue(repo, "gone", "rerouted")
+    ann = await queue(repo, "person:ann", "only for Ann")
+    before = utcnow()
+    await drain(outbox, repo, seconds=1.0)
+    waiting = await repo.get(later)
+    assert waiting is not None and waiting.delivered_at is None and waiting.failed_at is None
+    assert waiting.last_error == "busy"
+    next_at = waiting.next_attempt_at if waiting.next_attempt_at.tzinfo else waiting.next_attempt_at.replace(tzinfo=dt.UTC)
+    assert next_at >= before + dt.timedelta(seconds=29)  # the sender's wait, not the 0.05 s curve
+    assert ("default", ["rerouted (for gone: no such place)"]) in sender.sent
+    assert (await repo.get(gone)).delivered_at is not None  # type: ignore[union-attr]
+    person = await repo.get(ann)
+    assert person is not None and person.failed_at is not None and person.last_error == "no such place"
+    assert all(channel != "default" or "Ann" not in texts[0] for channel, texts in sender.sent)

@@ -135,3 +135,23 @@ async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows
                              "pay_no_list": ("V2:h2", "V2", None, None)}
     assert form_links == {"ps_open": ("V9", "https://hooks.slack.test/9", "due")}
     assert payments == {"pay_linked", "pay_no_list", "pay_bare"} and sessions == {"ps_open", "ps_bare"}
+
+    # And back: 0008's downgrade puts the links on their rows again.
+    import asyncio
+
+    from alembic import command
+
+    from storage.schema import alembic_config
+
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "0007")
+    engine = create_engine(empty_database)
+    try:
+        async with engine.connect() as connection:
+            restored = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(
+                "SELECT id, submission_key, view_id, list_response_url, list_query FROM payments"))).all()}
+            session_views = dict((await connection.execute(text("SELECT id, view_id FROM pay_sessions"))).all())
+    finally:
+        await engine.dispose()
+    assert restored == {"pay_linked": ("V1:h1", "V1", "https://hooks.slack.test/1", "acme"),
+                        "pay_no_list": ("V2:h2", "V2", None, None), "pay_bare": (None, None, None, None)}
+    assert session_views == {"ps_open": "V9", "ps_bare": None}

@@ -36,8 +36,9 @@ _BLOCK_OF_FIELD = {AMOUNT: AMOUNT_FIELD, METHOD: METHOD_FIELD}
 
 
 def block_for(field: str) -> str:
-    """The block a problem with a form field is shown under (Slack's `errors` answer)."""
-    return _BLOCK_OF_FIELD.get(field, AMOUNT_FIELD)
+    """The block a problem with a pay form field is shown under (Slack's `errors` answer);
+    another modal's field (the Home tab's route picker) names its block itself."""
+    return _BLOCK_OF_FIELD.get(field, field)
 
 
 def _view(blocks: list[Any], *, private_metadata: str = "", submit: str | None = None,

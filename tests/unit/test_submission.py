@@ -9,8 +9,11 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
+
 from blocks.pay_modal import AMOUNT_FIELD, METHOD_FIELD, block_for
-from bot.errors import FieldProblem, FormExpired, explain
+from bot.errors import FieldProblem, FormExpired
+from handlers.errors import explain
 from bot.payments import AMOUNT, METHOD, Submission, Submitted
 from bot.submission import SubmissionOutcome, SubmissionService
 from handlers.requests import SubmitRequest
@@ -107,10 +110,14 @@ def test_field_problems_name_domain_fields_and_show_under_the_modals_blocks() ->
 
 async def test_a_first_submission_passing_the_quick_checks_goes_on_and_a_bad_form_is_refused_at_once() -> None:
     assert await service(FakePayments()).first_answer(SUBMISSION) is None
-    refused = await service(FakePayments(quick=FieldProblem(AMOUNT, "Not an amount."))).first_answer(SUBMISSION)
-    assert isinstance(refused.refused, FieldProblem) and refused.payment is None
-    expired = await service(FakePayments(quick=FormExpired())).first_answer(SUBMISSION)
-    assert isinstance(expired.refused, FormExpired)
+    # Refused before Slack's answer: raised, for the one error handler to answer with.
+    with pytest.raises(FieldProblem):
+        await service(FakePayments(quick=FieldProblem(AMOUNT, "Not an amount."))).first_answer(SUBMISSION)
+    with pytest.raises(FormExpired):
+        await service(FakePayments(quick=FormExpired())).first_answer(SUBMISSION)
+    # After the answer a refusal is an outcome, drawn in words.
+    expired = await service(FakePayments(submit=FormExpired())).pay(SUBMISSION)
+    assert isinstance(expired.refused, FormExpired) and expired.payment is None
     assert explain(FormExpired()).title in words(outcome_view(expired, REQUEST, today=TODAY))
 
 

@@ -33,6 +33,7 @@ class PaymentSummary:
     balance_after_minor: int | None = None
     card_fee_minor: int | None = None
     stripe_payment_intent_id: str | None = None
+    attention_step: str | None = None  # in needs_attention: the step that was refused
     locale: str | None = None
 
 
@@ -46,4 +47,4 @@ def payment_summary(payment: Payment) -> PaymentSummary:
         attempts=payment.attempts or 0, created_at=payment.created_at, failure_message=payment.failure_message,
         invoice_status_after=payment.invoice_status_after, balance_after_minor=payment.balance_after_minor,
         card_fee_minor=payment.card_fee_minor, stripe_payment_intent_id=payment.stripe_payment_intent_id,
-        locale=payment.locale)
+        attention_step=payment.attention_step, locale=payment.locale)

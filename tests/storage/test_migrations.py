@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -82,15 +83,15 @@ async def test_0005_rescales_stored_minor_units_to_iso_digits(database_url: str)
     assert rows == {"pay_huf": (15_000_000, 5_000_000), "pay_eur": (120000, 0)}
 
 
-async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows(empty_database: str) -> None:
+async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows(database_url: str) -> None:
     """Before 0008 the modal's view id, the `/invoices` message and the submission key were
     columns of `payments` and `pay_sessions`; after it they are rows of the link tables, the
     same values, and a repeated submission key is still refused by the database."""
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    upgrade(empty_database, "0007")
-    engine = create_engine(empty_database)
+    upgrade(database_url, "0007")
+    engine = create_engine(database_url)
     columns = ("id, team_id, user_id, paid_by, invoice_id, invoice_number, billing_profile_id, "
                "billing_profile_name, amount_minor, currency, method_kind, payment_method_id, "
                "payment_method_type, method_label, stripe_customer_id, status, attempts, created_at, updated_at, "
@@ -114,8 +115,8 @@ async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows
                     ":url, :query)"), {"id": session_id, "view": view, "url": url, "query": query})
     finally:
         await engine.dispose()
-    upgrade(empty_database)
-    engine = create_engine(empty_database)
+    upgrade(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
             payment_links = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(
@@ -143,8 +144,8 @@ async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows
 
     from storage.schema import alembic_config
 
-    await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "0007")
-    engine = create_engine(empty_database)
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0007")
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
             restored = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(

@@ -6,14 +6,12 @@ INVOICEBOT_TEST_POSTGRES is set (migrated schema, real constraints)."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from sandbox.postgres import temporary_database_sync as temporary_database
 from storage.db import create_engine, session_factory
 from storage.models import Payment, PaymentStatus, SlackPaymentLink
 from storage.payments import DuplicateSubmission, PaymentRepository
@@ -21,23 +19,10 @@ from storage.schema import upgrade
 from storage.slack_links import SlackLinkRepository, submission_key
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'links.db'}"
-        upgrade(url)
-        yield url
-        return
-    server = os.environ.get("INVOICEBOT_TEST_POSTGRES")
-    if not server:
-        pytest.skip("INVOICEBOT_TEST_POSTGRES is not set (CI sets it on its PostgreSQL run)")
-    with temporary_database(server) as url:
-        upgrade(url)
-        yield url
-
-
 @pytest.fixture
 async def stores(database_url: str) -> AsyncIterator[tuple[PaymentRepository, SlackLinkRepository, Any]]:
+    # database_url (tests/conftest.py): SQLite, and PostgreSQL when INVOICEBOT_TEST_POSTGRES is set.
+    upgrade(database_url)
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     yield PaymentRepository(sessions), SlackLinkRepository(sessions), sessions

@@ -19,7 +19,7 @@ from blocks.text import clip, day, safe
 from bot.home import HomeView
 from bot.invoices import InvoiceRow
 from bot.money import Money
-from storage.models import Payment
+from bot.summaries import PaymentSummary
 
 SEE_ALL = "home_see_all"
 CHANGE_ROUTE = "home_route"
@@ -105,7 +105,7 @@ def _invoice(row: InvoiceRow, index: int, home: HomeView) -> dict[str, Any]:
     return section
 
 
-def _payment_line(payment: Payment, locale: str) -> str:
+def _payment_line(payment: PaymentSummary, locale: str) -> str:
     amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
     status = _STATUS.get(payment.status, safe(payment.status.replace("_", " "), 40))
     if payment.status == "recorded" and payment.invoice_status_after == "partially_paid":

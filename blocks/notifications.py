@@ -9,16 +9,16 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlo
 from blocks.text import clip, safe
 from bot.identity import DEFAULT_LOCALE
 from bot.money import Money
-from storage.models import Payment
+from bot.summaries import PaymentSummary
 
 
-def _scheduled(payment: Payment) -> str:
+def _scheduled(payment: PaymentSummary) -> str:
     from bot.scheduled_payments import is_scheduled  # noqa: PLC0415 - a scheduled payment says so
 
     return " · :calendar: scheduled payment" if is_scheduled(payment) else ""
 
 
-def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> dict[str, Any]:
+def payment_notice(payment: PaymentSummary, event: str, *, locale: str = "en_US") -> dict[str, Any]:
     """A channel notice, in the workspace's locale (many people read it)."""
     amount = Money.from_minor(payment.amount_minor, payment.currency).format(locale)
     who = f"<@{payment.user_id}>"
@@ -77,7 +77,7 @@ def payment_notice(payment: Payment, event: str, *, locale: str = "en_US") -> di
     return {"text": fallback, "blocks": blocks}
 
 
-def payer_message(payment: Payment) -> dict[str, Any]:
+def payer_message(payment: PaymentSummary) -> dict[str, Any]:
     """The payer's direct message: how their payment ended (or where it waits), when they
     did not see it in the payment window. In the payer's own locale, like the modal."""
     locale = payment.locale or DEFAULT_LOCALE

@@ -16,8 +16,8 @@ from blocks.text import clip, day, link, safe
 from bot.billing import Invoice, WireInstructions
 from bot.identity import DEFAULT_LOCALE
 from bot.money import Money, MoneyError, format_amount_input, parse_amount
-from bot.payments import AMOUNT_FIELD, METHOD_FIELD, FeeQuote, PayForm
-from storage.models import Payment, PaymentStatus
+from bot.payments import AMOUNT, METHOD, FeeQuote, PayForm
+from bot.summaries import PaymentStatus, PaymentSummary
 
 CALLBACK_ID = "pay_invoice"
 ADD_CARD = "add_card"
@@ -26,6 +26,19 @@ AUTHENTICATE = "authenticate"
 FEE_BLOCK = "card_fee"
 TITLE = "Pay invoice"
 MAX_OPTIONS = 100  # Slack's limit for a static select
+
+
+# The modal's block and action ids of its two inputs, and the form field (the domain's
+# name, FieldProblem.field) each one stands for.
+AMOUNT_FIELD = "amount"
+METHOD_FIELD = "method"
+_BLOCK_OF_FIELD = {AMOUNT: AMOUNT_FIELD, METHOD: METHOD_FIELD}
+
+
+def block_for(field: str) -> str:
+    """The block a problem with a pay form field is shown under (Slack's `errors` answer);
+    another modal's field (the Home tab's route picker) names its block itself."""
+    return _BLOCK_OF_FIELD.get(field, field)
 
 
 def _view(blocks: list[Any], *, private_metadata: str = "", submit: str | None = None,
@@ -179,7 +192,7 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
     return updated
 
 
-def payment_view(payment: Payment, *, authenticate_url: str | None = None) -> dict[str, Any]:
+def payment_view(payment: PaymentSummary, *, authenticate_url: str | None = None) -> dict[str, Any]:
     """Where a submitted payment stands, in words a payer understands (in the payer's locale).
     "Nothing was charged" is said only where it is known: no confirm was ever sent, or Stripe said no."""
     locale = payment.locale or DEFAULT_LOCALE
@@ -253,7 +266,7 @@ def payment_view(payment: Payment, *, authenticate_url: str | None = None) -> di
         f":x: {safe(payment.failure_message or 'The payment failed.', 500)} Nothing was charged."))
 
 
-def _receipt(payment: Payment, amount: str, method: str, number: str, locale: str) -> dict[str, Any]:
+def _receipt(payment: PaymentSummary, amount: str, method: str, number: str, locale: str) -> dict[str, Any]:
     balance = (Money.from_minor(payment.balance_after_minor, payment.currency).format(locale)
                if payment.balance_after_minor is not None else "—")
     paid_in_full = payment.invoice_status_after == "paid"
@@ -276,7 +289,7 @@ def _receipt(payment: Payment, amount: str, method: str, number: str, locale: st
     return _view(blocks)
 
 
-def decline_notice(payment: Payment) -> str:
+def decline_notice(payment: PaymentSummary) -> str:
     return (f":x: *{safe(payment.method_label, 80)} was not charged.* "
             f"{safe(payment.failure_message or 'The payment was declined.', 500)} "
             "Choose another method, or add a new card.")

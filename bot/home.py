@@ -18,7 +18,8 @@ from bot.identity import AccessDenied, IdentityService
 from bot.invoices import InvoiceRow, InvoiceService, ListQuery
 from bot.money import Money
 from bot.routing import RouteRow, RoutingService
-from storage.models import IN_FLIGHT, Payment, PaymentStatus
+from bot.summaries import PaymentSummary, payment_summary
+from storage.models import IN_FLIGHT, PaymentStatus
 from storage.payments import PaymentRepository
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ class HomeView:
     invoice_count: int = 0
     overdue_count: int = 0
     invoices: list[InvoiceRow] = field(default_factory=list)  # a handful, overdue first
-    in_flight: list[Payment] = field(default_factory=list)
-    recent: list[Payment] = field(default_factory=list)
+    in_flight: list[PaymentSummary] = field(default_factory=list)
+    recent: list[PaymentSummary] = field(default_factory=list)
     payment_count: int = 0  # all of the person's payments, shown or not
     routes: list[RouteRow] | None = None  # billing-profile admins only
 
@@ -86,8 +87,8 @@ class HomeService:
         return HomeView(
             locale=viewer.locale, today=today, totals=sorted(listing.totals, key=lambda m: m.currency),
             invoice_count=len(rows), overdue_count=sum(1 for row in rows if row.overdue), invoices=rows[:SOONEST],
-            in_flight=[p for p in payments if p.status in in_flight_states][:IN_FLIGHT_SHOWN],
-            recent=[p for p in payments if p.status not in in_flight_states][:RECENT],
+            in_flight=[payment_summary(p) for p in payments if p.status in in_flight_states][:IN_FLIGHT_SHOWN],
+            recent=[payment_summary(p) for p in payments if p.status not in in_flight_states][:RECENT],
             payment_count=count, routes=routes)
 
 

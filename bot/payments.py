@@ -24,6 +24,7 @@ from bot.links import LinkSigner
 from bot.money import Money, MoneyError, check_chargeable, parse_amount
 from bot.ports import BillingApi, StripePayments
 from bot.processor import PaymentProcessor
+from bot.summaries import PaymentSummary, payment_summary
 from bot.stripe_gateway import SavedMethod, StripeUnavailable, StripeRejected
 from storage.audit import AuditLog
 from storage.models import Payment, PaymentStatus, PaySession
@@ -32,8 +33,10 @@ from storage.payments import DuplicateSubmission, PaymentInFlight, PaymentReposi
 
 log = logging.getLogger(__name__)
 
-AMOUNT_FIELD = "amount"
-METHOD_FIELD = "method"
+# The form's fields by their domain names (FieldProblem.field); the Slack side maps them
+# to the modal's block ids.
+AMOUNT = "amount"
+METHOD = "method"
 MAX_OFFERED_METHODS = 99  # Slack allows 100 options in a select
 
 
@@ -82,7 +85,7 @@ class PayForm:
     default_method_id: str | None
     add_card_url: str | None
     methods_unavailable: bool  # Stripe did not answer: offer wire transfer and retry
-    in_flight: Payment | None
+    in_flight: PaymentSummary | None
     locale: str = DEFAULT_LOCALE
     new_method_id: str | None = None  # saved since the form was last drawn: preselected
 
@@ -114,15 +117,12 @@ class Submission:
     team_id: str
     user_id: str
     session_id: str
-    view_id: str
-    view_hash: str
+    # The same form state submitted twice (a double click, a Slack retry) carries the same
+    # key; the database refuses a second payment for it.
+    key: str
+    view_id: str  # where the form is shown, so the payment's later moves update it
     amount_text: str | None
     method_id: str | None
-
-    @property
-    def key(self) -> str:
-        """The same modal state submitted twice (a double click, a Slack retry) has the same key."""
-        return f"{self.view_id}:{self.view_hash}"
 
 
 class PaymentService:
@@ -152,16 +152,14 @@ class PaymentService:
                                      reason=exc.problem.value)
             raise
 
-    async def open_form(self, *, team_id: str, user_id: str, invoice_id: str, view_id: str | None,
-                        list_response_url: str | None, list_query: str | None) -> PayForm:
+    async def open_form(self, *, team_id: str, user_id: str, invoice_id: str) -> PayForm:
         viewer = await self._viewer(team_id, user_id, action="open_pay_now", invoice_id=invoice_id)
         invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
         pay_session = await self._sessions.open(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
-                                                list_response_url=list_response_url, list_query=list_query,
                                                 locale=viewer.locale)
         form = await self._form(pay_session, invoice, profile)
-        await self._sessions.update(pay_session.id, view_id=view_id, currency=invoice.currency,
+        await self._sessions.update(pay_session.id, currency=invoice.currency,
                                     balance_minor=invoice.balance.minor, offered_methods=_offered(form.methods))
         await self._audit.record("open_pay_now", "ok", team_id=team_id, user_id=user_id, invoice_id=invoice.id,
                                  billing_profile_id=invoice.billing_profile_id)
@@ -248,7 +246,8 @@ class PaymentService:
                 methods = methods[:MAX_OFFERED_METHODS]
                 default_id = saved.default_id if any(m.id == saved.default_id for m in methods) else None
         in_flight = await self._payments.in_flight_for_invoice(invoice.id)
-        return PayForm(pay_session.id, invoice, profile, methods, default_id, add_card_url, unavailable, in_flight,
+        return PayForm(pay_session.id, invoice, profile, methods, default_id, add_card_url, unavailable,
+                       payment_summary(in_flight) if in_flight is not None else None,
                        pay_session.locale or DEFAULT_LOCALE)
 
     # -- Submit --------------------------------------------------------------------------
@@ -260,7 +259,7 @@ class PaymentService:
             amount = parse_amount(text, currency, locale)
             check_chargeable(amount, locale)
         except MoneyError as exc:
-            raise FieldProblem(AMOUNT_FIELD, str(exc)) from None
+            raise FieldProblem(AMOUNT, str(exc)) from None
         return amount
 
     async def quick_check(self, submission: Submission) -> PaySession:
@@ -272,9 +271,9 @@ class PaymentService:
         amount = self.parse_amount(submission.amount_text, pay_session.currency or "", locale)
         if pay_session.balance_minor is not None and amount.minor > pay_session.balance_minor:
             balance = Money.from_minor(pay_session.balance_minor, amount.currency)
-            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {balance.format(locale)}.")
+            raise FieldProblem(AMOUNT, f"That is more than the balance due of {balance.format(locale)}.")
         if (submission.method_id or "") not in pay_session.offered_methods:
-            raise FieldProblem(METHOD_FIELD, "Choose one of the saved payment methods.")
+            raise FieldProblem(METHOD, "Choose one of the saved payment methods.")
         return pay_session
 
     async def session(self, submission: Submission) -> PaySession:
@@ -303,20 +302,20 @@ class PaymentService:
         amount = self.parse_amount(submission.amount_text, currency, locale)
         method = pay_session.offered_methods.get(submission.method_id or "")
         if method is None:
-            raise FieldProblem(METHOD_FIELD, "Choose one of the saved payment methods.")
+            raise FieldProblem(METHOD, "Choose one of the saved payment methods.")
 
         viewer, invoice = await self._fresh(submission, pay_session.invoice_id)
         if invoice.currency != currency:
             await self._deny(viewer, invoice, "currency_changed")
-            raise FieldProblem(AMOUNT_FIELD, f"This invoice is now billed in {invoice.currency}. "
+            raise FieldProblem(AMOUNT, f"This invoice is now billed in {invoice.currency}. "
                                              "Close this form and press Pay Now again.")
         if amount > invoice.balance:
             await self._deny(viewer, invoice, "amount_exceeds_balance", amount=amount.api_string())
-            raise FieldProblem(AMOUNT_FIELD, f"That is more than the balance due of {invoice.balance.format(locale)}.")
+            raise FieldProblem(AMOUNT, f"That is more than the balance due of {invoice.balance.format(locale)}.")
         profile = await self._invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
             await self._deny(viewer, invoice, "no_stripe_customer")
-            raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
+            raise FieldProblem(METHOD, "This billing profile has no saved payment methods any more.")
 
         payment = Payment(
             id=f"pay_{ULID()}", team_id=viewer.team_id, user_id=viewer.user_id, paid_by=viewer.email,
@@ -327,10 +326,9 @@ class PaymentService:
             stripe_customer_id=profile.stripe_customer_id, status=PaymentStatus.CREATED.value, locale=locale,
             card_fee_minor=fee.minor if method["kind"] == "card" and (fee := card_fee(profile.card_fee_percent,
                                                                                       amount)) else None,
-            submission_key=submission.key, view_id=submission.view_id,
-            list_response_url=pay_session.list_response_url, list_query=pay_session.list_query, attempts=0,
+            attempts=0,
         )
-        created = await self._create(payment, viewer)
+        created = await self._create(payment, viewer, submission)
         if not created.first:
             return created  # a copy that arrived at the same time: the first one is audited
         payment = created.payment
@@ -341,15 +339,17 @@ class PaymentService:
                                  method=payment.method_label)
         return created
 
-    async def _create(self, payment: Payment, viewer: Viewer) -> Submitted:
+    async def _create(self, payment: Payment, viewer: Viewer, submission: Submission) -> Submitted:
         try:
-            return Submitted(await self._payments.create(payment), first=True)
+            return Submitted(await self._payments.create(payment, submission_key=submission.key,
+                                                         view_id=submission.view_id,
+                                                         pay_session_id=submission.session_id), first=True)
         except DuplicateSubmission as dup:
             return Submitted(dup.payment, first=False)
         except PaymentInFlight as busy:
             other = busy.payment
             if other is not None and other.status == PaymentStatus.REQUIRES_ACTION and await self._supersede(other):
-                return await self._create(payment, viewer)
+                return await self._create(payment, viewer, submission)
             await self._audit.record("submit_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
                                      invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                      reason="payment_in_progress")
@@ -365,7 +365,7 @@ class PaymentService:
             if not invoice.is_payable:
                 problem = InvoiceNotPayable(invoice.number, invoice.status)
             elif invoice.currency != payment.currency or amount > invoice.balance:
-                problem = FieldProblem(AMOUNT_FIELD, "The balance changed while you were paying: it is now "
+                problem = FieldProblem(AMOUNT, "The balance changed while you were paying: it is now "
                                                      f"{invoice.balance.format(viewer.locale)}.")
         except Exception as exc:  # noqa: BLE001 - no certainty, no charge
             problem = exc

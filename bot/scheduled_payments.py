@@ -32,7 +32,8 @@ from bot.errors import FieldProblem, InvoiceNotPayable
 from bot.identity import DEFAULT_LOCALE, AccessDenied, IdentityService, Viewer
 from bot.invoices import InvoiceService
 from bot.money import Money
-from bot.payments import METHOD_FIELD, PaymentService, Submission, card_fee
+from bot.payments import METHOD as METHOD_FIELD
+from bot.payments import PaymentService, Submission, card_fee
 from bot.processor import PaymentProcessor
 from bot.scheduler import JobContext, JobResult, Scheduler
 from bot.stripe_gateway import StripeGateway
@@ -50,13 +51,14 @@ WHEN_FIELD = "pay_when"
 DATE_FIELD = "pay_on"
 
 
-# A scheduled payment's row carries its job's key as its submission key: what marks it as
-# scheduled in the notices.
-SUBMISSION_PREFIX = "job:payment:"
+# A scheduled payment's id says so (its id is chosen when it is scheduled): what marks it
+# as scheduled in the notices.
+ID_PREFIX = "pay_sched_"
 
 
-def is_scheduled(payment: Payment) -> bool:
-    return (payment.submission_key or "").startswith(SUBMISSION_PREFIX)
+def is_scheduled(payment: Any) -> bool:
+    """A payment row or its summary (anything with an `id`)."""
+    return str(getattr(payment, "id", "")).startswith(ID_PREFIX)
 
 
 class ScheduleProblem(Exception):
@@ -170,7 +172,7 @@ class ScheduledPayments:
             await self._deny(viewer, invoice.id, "already_scheduled")
             raise ScheduleProblem(f"A payment of {invoice.number} is already scheduled: see `/invoices scheduled`.")
         payload = {
-            "payment_id": f"pay_{ULID()}", "user_id": viewer.user_id, "paid_by": viewer.email,
+            "payment_id": f"{ID_PREFIX}{ULID()}", "user_id": viewer.user_id, "paid_by": viewer.email,
             "invoice_id": invoice.id, "invoice_number": invoice.number, "billing_profile_id": profile.id,
             "billing_profile_name": profile.name, "invoice_url": invoice.url, "amount_minor": amount.minor,
             "currency": amount.currency, "method_id": submission.method_id, "method_kind": method["kind"],
@@ -257,14 +259,13 @@ class ScheduledPayments:
             currency=amount.currency, method_kind=p["method_kind"], payment_method_id=p["method_id"],
             payment_method_type=p["method_type"], method_label=p["method_label"],
             stripe_customer_id=p["stripe_customer_id"], status=PaymentStatus.CREATED.value, locale=scheduled.locale,
-            card_fee_minor=None, submission_key=f"job:{job.key}"[:200], attempts=0)
-        assert is_scheduled(payment), job.key
+            card_fee_minor=None, attempts=0)
         if p["method_kind"] == "card":
             profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
             fee = card_fee(profile.card_fee_percent, amount)
             payment.card_fee_minor = fee.minor if fee else None
         try:
-            await self.repo.create(payment)
+            await self.repo.create(payment, submission_key=f"job:{job.key}"[:200])
         except DuplicateSubmission:
             pass  # written by an earlier run of this job: drive it
         except PaymentInFlight:

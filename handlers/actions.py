@@ -14,16 +14,17 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from blocks.invoices import PAGE, PAY_NOW, notice_message, parse_page_value, parse_pay_value
 from blocks.pay_modal import (
-    ADD_CARD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
+    ADD_CARD, AMOUNT_FIELD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
 )
 from bot.clock import Clock, today
 from bot.invoices import ListQuery
 from bot.errors import FieldProblem
-from bot.payments import AMOUNT_FIELD, PaymentService
+from bot.payments import PaymentService
 from handlers.context import Refusal, after_ack, viewer_of
 from handlers.requests import ActionRequest
 from handlers.slack_io import ListRenderer
 from storage.audit import AuditLog
+from storage.slack_links import SlackLinkRepository
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def _words_view(refusal: Refusal) -> dict[str, Any]:
     return message_view(refusal.title, refusal.text)
 
 
-def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, audit: AuditLog, clock: Clock) -> None:
+def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, audit: AuditLog, clock: Clock,
+             slack_links: SlackLinkRepository) -> None:
     @app.action(re.compile(rf"^{PAY_NOW}(:\d+)?$"))
     async def pay_now(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, req: AsyncBoltRequest) -> None:
         await ack()
@@ -49,9 +51,9 @@ def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, au
         invoice_id, list_query = parse_pay_value(request.value)
 
         async def form_view() -> dict[str, Any]:
-            form = await payments.open_form(
-                team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id,
-                view_id=view_id, list_response_url=request.response_url, list_query=list_query)
+            form = await payments.open_form(team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id)
+            await slack_links.remember_form(form.session_id, view_id=view_id, list_response_url=request.response_url,
+                                            list_query=list_query)
             return pay_form_view(form, today=today(clock))
 
         await client.views_update(view_id=view_id, view=await after_ack(form_view(), refused=_words_view))

@@ -44,6 +44,7 @@ from bot.settings import Settings
 from bot.slack_api import BOT_SCOPES, slack_client
 from bot.stripe_gateway import StripeGateway
 from bot.stripe_webhooks import StripeWebhooks
+from bot.submission import SubmissionService
 from blocks.reminders import digest_message
 from blocks.scheduling import scheduled_words
 from bot.identity import babel_locale
@@ -60,6 +61,7 @@ from handlers.slack_io import (
     SlackSender, WorkspaceClients,
 )
 from storage.audit import AuditLog
+from storage.slack_links import SlackLinkRepository
 from storage.db import create_engine, session_factory
 from storage.jobs import JobRepository
 from storage.models import OutboxMessage
@@ -189,14 +191,18 @@ def build_app(settings: Settings) -> Invoicebot:
                      LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
     outbox = OutboxWorker(outbox_repo, SlackSender(client_for), fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
+    slack_links = SlackLinkRepository(sessions)
     payment_events = SlackPaymentEvents(
-        router, client_for, on_settled=ListRefresher(lists, slack.session), on_queued=outbox.wake,
+        router, client_for, on_settled=ListRefresher(lists, slack_links, slack.session), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,
-        on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id))
+        on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id), links=slack_links)
     processor = PaymentProcessor(payments_repo, stripe, billing, payment_events, clock=clock)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock)
-    cards = SavedCards(pay_sessions, payments, SlackCardNotices(payments_repo, client_for, clock, outbox.wake))
+    submissions = SubmissionService(payments, processor, payments_repo, links,
+                                    deadline_seconds=settings.submission_deadline_seconds, clock=clock)
+    cards = SavedCards(pay_sessions, payments,
+                       SlackCardNotices(payments_repo, client_for, clock, outbox.wake, slack_links))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor, clock=clock)
@@ -224,11 +230,11 @@ def build_app(settings: Settings) -> Invoicebot:
     install_viewer(bolt, identity)
     commands.register(bolt, lists=lists, routing=routing, audit=audit,
                       timed=TimedCommands(reminders, scheduled))
-    actions.register(bolt, payments=payments, lists=lists, audit=audit, clock=clock)
-    views.register(bolt, payments=payments, payments_repo=payments_repo, processor=processor, links=links,
-                   background=background, clock=clock, deadline_seconds=settings.submission_deadline_seconds,
+    actions.register(bolt, payments=payments, lists=lists, audit=audit, clock=clock, slack_links=slack_links)
+    views.register(bolt, submissions=submissions, background=background, clock=clock,
                    pay_later=PayLater(payments, scheduled))
-    scheduling.register(bolt, payments=payments, scheduled=scheduled, audit=audit, clock=clock)
+    scheduling.register(bolt, payments=payments, scheduled=scheduled, audit=audit, clock=clock,
+                        slack_links=slack_links)
     events.register(bolt, publish_home=publish_home)
     home.register(bolt, lists=lists, invoices=invoices, router=router, routing=routing, audit=audit,
                   refresh_home=home_refresher.request)

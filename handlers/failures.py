@@ -23,7 +23,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from blocks.pay_modal import message_view
+from blocks.pay_modal import block_for, message_view
 from bot.errors import FieldProblem
 from handlers.errors import explain, is_known
 
@@ -41,7 +41,7 @@ def answer_for(kind: str, error: Exception) -> Any:
         return {"response_type": "ephemeral", "text": SOMETHING_WENT_WRONG}
     if kind == "view_submission":
         if isinstance(error, FieldProblem):
-            return {"response_action": "errors", "errors": {error.field: error.message}}
+            return {"response_action": "errors", "errors": {block_for(error.field): error.message}}
         explanation = explain(error)
         return {"response_action": "update", "view": message_view(explanation.title, explanation.text)}
     return ""

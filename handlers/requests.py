@@ -23,9 +23,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from blocks.pay_modal import message_view
+from blocks.pay_modal import AMOUNT_FIELD, METHOD_FIELD, message_view
 from bot.edge import EdgeAnswer
-from bot.payments import AMOUNT_FIELD, METHOD_FIELD, Submission
+from bot.payments import Submission
+from storage.slack_links import submission_key
 
 COMMAND_TEXT_MAX = 4000
 
@@ -375,7 +376,8 @@ class SubmitRequest(_Request):
 
     def submission(self) -> Submission:
         return Submission(team_id=self.team_id, user_id=self.user_id, session_id=self.private_metadata,
-                          view_id=self.view_id, view_hash=self.view_hash, amount_text=self.amount_text,
+                          key=submission_key(self.view_id, self.view_hash), view_id=self.view_id,
+                          amount_text=self.amount_text,
                           method_id=self.method_id)
 
 

@@ -27,6 +27,7 @@ from handlers.actions import _open_loading
 from handlers.context import Refusal, ViewerLookup, after_ack
 from handlers.requests import ActionRequest, CommandRequest, SubmitRequest
 from storage.audit import AuditLog
+from storage.slack_links import SlackLinkRepository
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class PayLater:
 
 
 def register(app: AsyncApp, *, payments: PaymentService, scheduled: ScheduledPayments, audit: AuditLog,
-             clock: Clock) -> None:
+             clock: Clock, slack_links: SlackLinkRepository) -> None:
     @app.action(re.compile(rf"^{DIGEST_PAY_NOW}:\d+$"))
     async def pay_from_digest(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               req: AsyncBoltRequest) -> None:
@@ -134,8 +135,8 @@ def register(app: AsyncApp, *, payments: PaymentService, scheduled: ScheduledPay
         invoice_id, _ = parse_pay_value(request.value)
 
         async def form_view() -> dict[str, Any]:
-            form = await payments.open_form(team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id,
-                                            view_id=view_id, list_response_url=None, list_query=None)
+            form = await payments.open_form(team_id=request.team_id, user_id=request.user_id, invoice_id=invoice_id)
+            await slack_links.remember_form(form.session_id, view_id=view_id, list_response_url=None, list_query=None)
             return pay_form_view(form, today=today(clock))
 
         await client.views_update(view_id=view_id, view=await after_ack(

@@ -33,7 +33,9 @@ from bot.routing import ChannelInfo, NotificationRouter
 from bot.settings import Settings
 from bot.slack_api import slack_client
 from storage.models import OutboxMessage, Payment, PaymentStatus, utcnow
+from bot.summaries import payment_summary
 from storage.payments import PaymentRepository
+from storage.slack_links import SlackLinkRepository
 
 ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
 
@@ -149,8 +151,9 @@ class SlackCardNotices:
     payment modal redrawn with the new card."""
 
     def __init__(self, payments_repo: PaymentRepository, client_for: ClientFor, clock: Clock,
-                 on_queued: Callable[[], None]) -> None:
+                 on_queued: Callable[[], None], links: SlackLinkRepository) -> None:
         self._repo = payments_repo
+        self._links = links  # where each pay session's modal is
         self._client_for = client_for
         self._clock = clock
         self._on_queued = on_queued
@@ -161,9 +164,12 @@ class SlackCardNotices:
             attempts=0, next_attempt_at=utcnow())])
         self._on_queued()
 
-    async def show_form(self, team_id: str, view_id: str, form: PayForm) -> None:
+    async def show_form(self, team_id: str, pay_session_id: str, form: PayForm) -> None:
+        link = await self._links.form(pay_session_id)
+        if link is None or not link.view_id:
+            return
         await (await self._client_for(team_id)).views_update(
-            view_id=view_id, view=pay_form_view(form, today=today(self._clock)))
+            view_id=link.view_id, view=pay_form_view(form, today=today(self._clock)))
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +223,10 @@ class SlackPaymentEvents:
                  on_queued: Callable[[], None] | None = None,
                  authenticate_url: Callable[[str], str | None] | None = None,
                  notice_locale: str = DEFAULT_LOCALE,
-                 on_changed: Callable[[Payment], None] | None = None) -> None:
+                 on_changed: Callable[[Payment], None] | None = None,
+                 links: SlackLinkRepository | None = None) -> None:
         self._router = router
+        self._links = links  # where the payment's modal is
         self._on_changed = on_changed  # e.g. the payer's Home tab is published again
         self._client_for = client_for
         self._on_settled = on_settled
@@ -230,7 +238,7 @@ class SlackPaymentEvents:
         channel = await self._router.channel_for(payment.team_id, payment.billing_profile_id)
         return [OutboxMessage(
             dedupe_key=f"{payment.id}:{event}", team_id=payment.team_id, channel=channel,
-            payload={**payment_notice(payment, event, locale=self._notice_locale),
+            payload={**payment_notice(payment_summary(payment), event, locale=self._notice_locale),
                      "billing_profile_id": payment.billing_profile_id},
             attempts=0, next_attempt_at=utcnow(),
         )]
@@ -239,7 +247,7 @@ class SlackPaymentEvents:
         # One DM per payment and outcome: the dedupe key makes a second one impossible.
         return [OutboxMessage(
             dedupe_key=f"{payment.id}:dm:{payment.status}", team_id=payment.team_id, channel=payment.user_id,
-            payload=payer_message(payment), attempts=0, next_attempt_at=utcnow(),
+            payload=payer_message(payment_summary(payment)), attempts=0, next_attempt_at=utcnow(),
         )]
 
     async def changed(self, payment: Payment, *, update_modal: bool) -> None:
@@ -248,10 +256,11 @@ class SlackPaymentEvents:
         if self._on_changed:
             self._on_changed(payment)
         client = await self._client_for(payment.team_id)
-        if update_modal and payment.view_id:
+        link = await self._links.payment(payment.id) if update_modal and self._links else None
+        if link is not None and link.view_id:
             try:
-                await client.views_update(view_id=payment.view_id, view=payment_view(
-                    payment, authenticate_url=self._authenticate_url(payment.id)))
+                await client.views_update(view_id=link.view_id, view=payment_view(
+                    payment_summary(payment), authenticate_url=self._authenticate_url(payment.id)))
             except SlackApiError as exc:
                 # The modal was closed: the channel message and /invoices tell the story.
                 log.info("modal for payment %s not updated: %s", payment.id, exc.response.get("error"))
@@ -263,19 +272,21 @@ class ListRefresher:
     """After a payment, redraw the `/invoices` message the payer clicked from, so it no
     longer offers a stale balance (through that message's response_url)."""
 
-    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]],
+    def __init__(self, render: Callable[[str, str, str], Awaitable[dict]], links: SlackLinkRepository,
                  session: aiohttp.ClientSession | None = None) -> None:
         # render(team_id, user_id, query) -> message payload for that person, fresh
         self._render = render
+        self._links = links
         self._session = session  # the Web API clients' pooled one
 
     async def __call__(self, payment: Payment) -> None:
-        if not payment.list_response_url:
+        link = await self._links.payment(payment.id)
+        if link is None or not link.list_response_url:
             return
         from slack_sdk.webhook.async_client import AsyncWebhookClient  # noqa: PLC0415
 
-        message = await self._render(payment.team_id, payment.user_id, payment.list_query or "")
-        response = await AsyncWebhookClient(payment.list_response_url, timeout=10, session=self._session).send_dict(
+        message = await self._render(payment.team_id, payment.user_id, link.list_query or "")
+        response = await AsyncWebhookClient(link.list_response_url, timeout=10, session=self._session).send_dict(
             {**message, "replace_original": True, "response_type": "ephemeral"})
         if response.status_code != 200:
             log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)

@@ -104,11 +104,6 @@ class Payment(Base):
     invoice_status_after: Mapped[str | None] = mapped_column(String(24))
     balance_after_minor: Mapped[int | None] = mapped_column(BigInteger)
 
-    # A Slack retry or double click of the same modal state carries the same key.
-    submission_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    view_id: Mapped[str | None] = mapped_column(String(32))
-    list_response_url: Mapped[str | None] = mapped_column(String(2000))
-    list_query: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # In needs_attention: the billing step that was refused ("record:succeeded",
     # "record:processing", "settle:succeeded", "settle:failed"), so `resolve --record` retries it.
@@ -148,12 +143,36 @@ class PaySession(Base):
     # The balance the form was opened with: what the amount is checked against at once
     # (the fresh balance is checked again before any money moves).
     balance_minor: Mapped[int | None] = mapped_column(BigInteger)
-    view_id: Mapped[str | None] = mapped_column(String(32))
     # Payment methods offered in the modal: {pm_id: {"kind": ..., "label": ...}}
     offered_methods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    locale: Mapped[str | None] = mapped_column(String(32))  # the person's, Babel's form
+
+
+class SlackFormLink(Base):
+    """Where an open Pay Now modal is in Slack: its view, and the `/invoices` message it
+    was opened from (redrawn after the payment). Slack UI state, kept off the pay session."""
+
+    __tablename__ = "slack_form_links"
+
+    pay_session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    view_id: Mapped[str | None] = mapped_column(String(32))
     list_response_url: Mapped[str | None] = mapped_column(String(2000))
     list_query: Mapped[str | None] = mapped_column(String(500))
-    locale: Mapped[str | None] = mapped_column(String(32))  # the person's, Babel's form
+
+
+class SlackPaymentLink(Base):
+    """Where a payment shows in Slack: the modal it was submitted from (updated when the
+    payment moves) and the `/invoices` message to redraw. Written in the same transaction
+    as the payment row: its unique `submission_key` is what makes a repeat of the same
+    submission (a double click, a Slack retry) find the first payment instead of a second."""
+
+    __tablename__ = "slack_payment_links"
+
+    payment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    submission_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    view_id: Mapped[str | None] = mapped_column(String(32))
+    list_response_url: Mapped[str | None] = mapped_column(String(2000))
+    list_query: Mapped[str | None] = mapped_column(String(500))
 
 
 class OutboxMessage(Base):

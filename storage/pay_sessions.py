@@ -6,10 +6,10 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import PaySession, utcnow
+from storage.models import PaySession, SlackFormLink, utcnow
 
 # A modal may stay open for days (Slack keeps it until it is closed); its form, and the
 # links in it, keep working that long. Everything is checked again at submission.
@@ -21,16 +21,17 @@ class PaySessionRepository:
         self._sessions = sessions
         self._now = now
 
-    async def open(self, *, team_id: str, user_id: str, invoice_id: str, list_response_url: str | None,
-                   list_query: str | None, locale: str | None = None) -> PaySession:
+    async def open(self, *, team_id: str, user_id: str, invoice_id: str, locale: str | None = None) -> PaySession:
         now = self._now()
         pay_session = PaySession(
             id=secrets.token_urlsafe(24), created_at=now, team_id=team_id, user_id=user_id, invoice_id=invoice_id,
-            list_response_url=list_response_url, list_query=list_query, offered_methods={}, locale=locale,
+            offered_methods={}, locale=locale,
         )
         async with self._sessions.begin() as session:
             session.add(pay_session)
-            # Old sessions are of no use to anyone; sweep them on the way.
+            # Old sessions (and where their modals were) are of no use to anyone; sweep them on the way.
+            old = select(PaySession.id).where(PaySession.created_at < now - SESSION_TTL)
+            await session.execute(delete(SlackFormLink).where(SlackFormLink.pay_session_id.in_(old)))
             await session.execute(delete(PaySession).where(PaySession.created_at < now - SESSION_TTL))
         return pay_session
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import IN_FLIGHT, AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.slack_links import link_for_new_payment, payment_id_by_submission
 
 
 class DuplicateSubmission(Exception):
@@ -39,7 +40,10 @@ class PaymentRepository:
         self._sessions = sessions
         self._now = now
 
-    async def create(self, payment: Payment) -> Payment:
+    async def create(self, payment: Payment, *, submission_key: str | None = None, view_id: str | None = None,
+                     pay_session_id: str | None = None) -> Payment:
+        """Write a new payment and, in the same transaction, its Slack link (whose unique
+        `submission_key` refuses a second payment for the same submission)."""
         now = self._now()
         payment.created_at = payment.created_at or now
         payment.updated_at = payment.updated_at or now
@@ -47,15 +51,20 @@ class PaymentRepository:
             session.add(payment)
             try:
                 await session.flush()
+                if submission_key is not None:
+                    session.add(await link_for_new_payment(session, payment.id, submission_key=submission_key,
+                                                           view_id=view_id, pay_session_id=pay_session_id))
+                    await session.flush()
             except IntegrityError:
                 await session.rollback()
-                raise await self._conflict_for(payment) from None
+                raise await self._conflict_for(payment, submission_key) from None
         return payment
 
-    async def _conflict_for(self, payment: Payment) -> Exception:
+    async def _conflict_for(self, payment: Payment, submission_key: str | None) -> Exception:
         async with self._sessions() as session:
-            if payment.submission_key:
-                first = await session.scalar(select(Payment).where(Payment.submission_key == payment.submission_key))
+            if submission_key is not None:
+                first = await session.scalar(
+                    select(Payment).where(Payment.id.in_(payment_id_by_submission(submission_key))))
                 if first is not None:
                     return DuplicateSubmission(first)
             other = await session.scalar(
@@ -69,7 +78,7 @@ class PaymentRepository:
 
     async def by_submission(self, submission_key: str) -> Payment | None:
         async with self._sessions() as session:
-            return await session.scalar(select(Payment).where(Payment.submission_key == submission_key))
+            return await session.scalar(select(Payment).where(Payment.id.in_(payment_id_by_submission(submission_key))))
 
     async def by_intent(self, intent_id: str) -> Payment | None:
         async with self._sessions() as session:
@@ -107,7 +116,7 @@ class PaymentRepository:
         return await self.get(payment_id)
 
     async def touch(self, payment_id: str, **fields: Any) -> None:
-        """Update bookkeeping fields that carry no state (attempt counters, view id)."""
+        """Update bookkeeping fields that carry no state (attempt counters, retry times)."""
         fields.setdefault("updated_at", self._now())  # not the column's own (system) onupdate
         async with self._sessions.begin() as session:
             await session.execute(update(Payment).where(Payment.id == payment_id).values(**fields))

@@ -382,8 +382,7 @@ def new_payment(invoice: dict[str, Any], method: str = CARD, *, amount: str | No
         method_kind=kind, payment_method_id=method,
         payment_method_type="sepa_debit" if kind == "bank_debit" else "card",
         method_label="SEPA •••• 3000" if kind == "bank_debit" else "Visa •••• 4242",
-        stripe_customer_id="cus_1", status="created", attempts=0, submission_key=f"{payment_id}:h",
-        view_id="V1", locale="en_IE")
+        stripe_customer_id="cus_1", status="created", attempts=0, locale="en_IE")
 
 
 __all__ = ["BANK_DEBIT", "CARD", "DECLINED", "THREE_D_SECURE", "Crash", "FakeBilling", "FakeClock", "FakeNotifier",

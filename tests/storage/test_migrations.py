@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -80,3 +81,78 @@ async def test_0005_rescales_stored_minor_units_to_iso_digits(database_url: str)
     finally:
         await engine.dispose()
     assert rows == {"pay_huf": (15_000_000, 5_000_000), "pay_eur": (120000, 0)}
+
+
+async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows(database_url: str) -> None:
+    """Before 0008 the modal's view id, the `/invoices` message and the submission key were
+    columns of `payments` and `pay_sessions`; after it they are rows of the link tables, the
+    same values, and a repeated submission key is still refused by the database."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(database_url, "0007")
+    engine = create_engine(database_url)
+    columns = ("id, team_id, user_id, paid_by, invoice_id, invoice_number, billing_profile_id, "
+               "billing_profile_name, amount_minor, currency, method_kind, payment_method_id, "
+               "payment_method_type, method_label, stripe_customer_id, status, attempts, created_at, updated_at, "
+               "submission_key, view_id, list_response_url, list_query")
+    try:
+        async with engine.begin() as connection:
+            for pay_id, key, view, url, query in (
+                    ("pay_linked", "V1:h1", "V1", "https://hooks.slack.test/1", "acme"),
+                    ("pay_no_list", "V2:h2", "V2", None, None),
+                    ("pay_bare", None, None, None, None)):
+                await connection.execute(text(
+                    f"INSERT INTO payments ({columns}) VALUES (:id, 'T', 'U', 'a@b', :inv, 'INV', 'bp', 'P', 100, "
+                    "'EUR', 'card', 'pm', 'card', 'Visa', 'cus', 'recorded', 0, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP, :key, :view, :url, :query)"),
+                    {"id": pay_id, "inv": f"inv_{pay_id}", "key": key, "view": view, "url": url, "query": query})
+            for session_id, view, url, query in (("ps_open", "V9", "https://hooks.slack.test/9", "due"),
+                                                 ("ps_bare", None, None, None)):
+                await connection.execute(text(
+                    "INSERT INTO pay_sessions (id, created_at, team_id, user_id, invoice_id, offered_methods, view_id, "
+                    "list_response_url, list_query) VALUES (:id, CURRENT_TIMESTAMP, 'T', 'U', 'inv', '{}', :view, "
+                    ":url, :query)"), {"id": session_id, "view": view, "url": url, "query": query})
+    finally:
+        await engine.dispose()
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            payment_links = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(
+                "SELECT payment_id, submission_key, view_id, list_response_url, list_query "
+                "FROM slack_payment_links"))).all()}
+            form_links = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(
+                "SELECT pay_session_id, view_id, list_response_url, list_query FROM slack_form_links"))).all()}
+            payments = {row[0] for row in (await connection.execute(text("SELECT id FROM payments"))).all()}
+            sessions = {row[0] for row in (await connection.execute(text("SELECT id FROM pay_sessions"))).all()}
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(text(
+                    "INSERT INTO slack_payment_links (payment_id, submission_key) VALUES ('pay_bare', 'V1:h1')"))
+    finally:
+        await engine.dispose()
+    assert payment_links == {"pay_linked": ("V1:h1", "V1", "https://hooks.slack.test/1", "acme"),
+                             "pay_no_list": ("V2:h2", "V2", None, None)}
+    assert form_links == {"ps_open": ("V9", "https://hooks.slack.test/9", "due")}
+    assert payments == {"pay_linked", "pay_no_list", "pay_bare"} and sessions == {"ps_open", "ps_bare"}
+
+    # And back: 0008's downgrade puts the links on their rows again.
+    import asyncio
+
+    from alembic import command
+
+    from storage.schema import alembic_config
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0007")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            restored = {row[0]: tuple(row[1:]) for row in (await connection.execute(text(
+                "SELECT id, submission_key, view_id, list_response_url, list_query FROM payments"))).all()}
+            session_views = dict((await connection.execute(text("SELECT id, view_id FROM pay_sessions"))).all())
+    finally:
+        await engine.dispose()
+    assert restored == {"pay_linked": ("V1:h1", "V1", "https://hooks.slack.test/1", "acme"),
+                        "pay_no_list": ("V2:h2", "V2", None, None), "pay_bare": (None, None, None, None)}
+    assert session_views == {"ps_open": "V9", "ps_bare": None}

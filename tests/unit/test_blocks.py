@@ -13,6 +13,7 @@ from bot.money import Money, totals_by_currency
 from bot.payments import PayForm
 from bot.stripe_gateway import SavedMethod
 from sandbox.slack.limits import validate_message, validate_view
+from bot.summaries import PaymentSummary, payment_summary
 from storage.models import Payment
 
 TODAY = dt.date(2026, 11, 25)
@@ -110,7 +111,7 @@ def test_pay_form_with_150_methods_and_long_names_stays_valid() -> None:
     assert validate_view(view) == []
 
 
-def payment(**kw: object) -> Payment:
+def payment(**kw: object) -> PaymentSummary:
     base = dict(id="pay_1", team_id="T1", user_id="U1", paid_by="a@b.example", invoice_id="inv_1",
                 invoice_number="INV-1", billing_profile_id="bp_eu", billing_profile_name="Acme <!channel>",
                 invoice_url="https://billing.example/1", amount_minor=80000, currency="EUR", method_kind="card",
@@ -118,7 +119,7 @@ def payment(**kw: object) -> Payment:
                 stripe_customer_id="cus_1", status="recorded", stripe_payment_intent_id="pi_1",
                 invoice_status_after="partially_paid", balance_after_minor=40000, attempts=0)
     base.update(kw)
-    return Payment(**base)  # type: ignore[arg-type]
+    return payment_summary(Payment(**base))  # type: ignore[arg-type]
 
 
 def test_receipt_and_every_payment_state_render_valid_views() -> None:

@@ -43,10 +43,11 @@ class Notices:
     async def card_saved(self, team_id: str, user_id: str, *, dedupe_key: str) -> None:
         self.told.append((team_id, user_id, dedupe_key))
 
-    async def show_form(self, team_id: str, view_id: str, form: Any) -> None:
+    async def show_form(self, team_id: str, pay_session_id: str, form: Any) -> None:
+        # The Slack side finds the modal of the pay session (its slack_form_links row).
         if self.closed:
             raise RuntimeError("view_not_found")
-        self.shown.append((team_id, view_id, form))
+        self.shown.append((team_id, pay_session_id, form))
 
 
 METADATA = {"slack_team_id": "T1", "slack_user_id": "U1", "checkout_session_id": "cs_1", "pay_session_id": "ps_1"}
@@ -56,7 +57,7 @@ async def test_the_owner_is_told_and_their_open_form_redrawn() -> None:
     notices = Notices()
     await SavedCards(Sessions(Session("ps_1", "U1", "V1")), Payments(), notices).saved(METADATA)  # type: ignore[arg-type]
     assert notices.told == [("T1", "U1", "card_saved:cs_1")]
-    assert notices.shown == [("T1", "V1", "form of ps_1 for U1")]
+    assert notices.shown == [("T1", "ps_1", "form of ps_1 for U1")]
 
 
 async def test_someone_elses_form_is_not_touched() -> None:

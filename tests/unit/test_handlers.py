@@ -22,6 +22,7 @@ from bot.clock import SystemClock
 from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable
 from bot.identity import AccessDenied, AccessProblem, Viewer
 from bot.routing import RouteProblem, RouteRow
+from bot.submission import SubmissionService
 from handlers import actions, commands, events, failures, home, views
 from handlers.context import VIEWER, Background, ViewerLookup
 
@@ -226,7 +227,8 @@ class FakePayments:
 
 def register_actions(payments: Any, lists: FakeLists, audit: FakeAudit) -> dict[str, Callable[..., Any]]:
     app = FakeApp()
-    actions.register(app, payments=payments, lists=lists, audit=audit, clock=SystemClock())  # type: ignore[arg-type]
+    actions.register(app, payments=payments, lists=lists, audit=audit, clock=SystemClock(),  # type: ignore[arg-type]
+                     slack_links=None)  # type: ignore[arg-type]
     return app.listeners
 
 
@@ -296,8 +298,8 @@ class SubmitPayments:
 
 def register_views(payments: Any) -> dict[str, Callable[..., Any]]:
     app = FakeApp()
-    views.register(app, payments=payments, payments_repo=None, processor=None, links=None,  # type: ignore[arg-type]
-                   background=Background(), clock=SystemClock(), deadline_seconds=5.0)
+    submissions = SubmissionService(payments, None, None, None, deadline_seconds=5.0)  # type: ignore[arg-type]
+    views.register(app, submissions=submissions, background=Background(), clock=SystemClock())
     return app.listeners
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import dataclasses
 import json
 
 from blocks.home import home_view, route_modal
@@ -14,18 +15,19 @@ from bot.invoices import InvoiceRow
 from bot.money import Money
 from bot.routing import RouteRow
 from sandbox.slack.limits import validate_view
+from bot.summaries import PaymentSummary, payment_summary
 from storage.models import Payment
 from tests.unit.test_blocks import TODAY, invoice
 
 
-def payment(i: int, status: str) -> Payment:
+def payment(i: int, status: str) -> PaymentSummary:
     moment = dt.datetime(2026, 11, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i)
-    return Payment(id=f"pay_{i}", team_id="T1", user_id="U1", paid_by="ap@acme.example", invoice_id=f"inv_{i}",
+    return payment_summary(Payment(id=f"pay_{i}", team_id="T1", user_id="U1", paid_by="ap@acme.example", invoice_id=f"inv_{i}",
                    invoice_number="<!channel> INV-" + "9" * 120, billing_profile_id="bp",
                    billing_profile_name="Acme", amount_minor=99_999_999_999 + i, currency="EUR",
                    method_kind="card", payment_method_id="pm", payment_method_type="card",
                    method_label="Visa •••• 4242 " + "*" * 120, stripe_customer_id="cus", status=status,
-                   created_at=moment, updated_at=moment)
+                   created_at=moment, updated_at=moment))
 
 
 def huge(locale: str = "de_DE") -> HomeView:
@@ -61,8 +63,7 @@ def test_pay_now_on_home_is_the_list_s_action_with_the_same_value() -> None:
 
 def test_statuses_are_named_and_no_access_is_one_explanation() -> None:
     recent = [payment(i, s) for i, s in enumerate(("recorded", "failed", "refunded", "needs_attention"))]
-    partly = payment(9, "recorded")
-    partly.invoice_status_after = "partially_paid"
+    partly = dataclasses.replace(payment(9, "recorded"), invoice_status_after="partially_paid")
     body = json.dumps(home_view(HomeView(locale="en_US", today=TODAY, recent=[*recent, partly],
                                          in_flight=[payment(7, "processing")], payment_count=6)))
     for words in ("Paid", "Failed", "Refunded", "Needs attention", "Bank debit processing", "partially paid",

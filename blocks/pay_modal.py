@@ -189,6 +189,23 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
     return updated
 
 
+def amount_problem_view(view: dict[str, Any], typed: str, problem: str) -> dict[str, Any]:
+    """The open form with what is wrong with the amount typed, said where the fee note was:
+    Enter in the field gets an answer at once (not only Pay), and no fee stays on screen for
+    an amount that is not the one in the field."""
+    kept = ("type", "callback_id", "title", "submit", "close", "private_metadata", "notify_on_close")
+    updated = {key: view[key] for key in kept if key in view}
+    blocks = [block for block in view.get("blocks") or [] if block.get("block_id") != FEE_BLOCK]
+    note = _fee_block(f":warning: {safe(problem, 2000)}").to_dict()
+    at = next((i + 1 for i, block in enumerate(blocks) if block.get("block_id") == AMOUNT_FIELD), len(blocks))
+    blocks.insert(at, note)
+    for block in blocks:
+        if block.get("block_id") == AMOUNT_FIELD and isinstance(block.get("element"), dict):
+            block["element"]["initial_value"] = clip(typed, 150)  # what the person typed, to correct it
+    updated["blocks"] = blocks
+    return updated
+
+
 def payment_view(payment: PaymentSummary, *, authenticate_url: str | None = None) -> dict[str, Any]:
     """Where a submitted payment stands, in words a payer understands (in the payer's locale).
     "Nothing was charged" is said only where it is known: no confirm was ever sent, or Stripe said no."""

@@ -151,13 +151,14 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
     if buttons:
         blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
     blocks.append(DividerBlock())
-    blocks.append(_md(_wire_text(invoice, profile.wire_instructions)))
+    blocks.append(_md(_wire_text(invoice, profile.wire_instructions, only_way=not has_methods)))
     return _view(blocks, private_metadata=form.session_id, submit="Pay" if has_methods else None,
                  close="Cancel")
 
 
-def _wire_text(invoice: Invoice, wire: WireInstructions | None) -> str:
-    lines = ["*Prefer a wire transfer?*"]
+def _wire_text(invoice: Invoice, wire: WireInstructions | None, *, only_way: bool = False) -> str:
+    # Offered as an alternative only when there is something to prefer it to.
+    lines = ["*Pay by wire transfer*" if only_way else "*Prefer a wire transfer?*"]
     if wire is None:
         lines.append("Ask your account manager for the vendor's bank details.")
     else:

@@ -154,13 +154,14 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
     if buttons:
         blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
     blocks.append(DividerBlock())
-    blocks.append(_md(_wire_text(invoice, profile.wire_instructions)))
+    blocks.append(_md(_wire_text(invoice, profile.wire_instructions, only_way=not has_methods)))
     return _view(blocks, private_metadata=form.session_id, submit="Pay" if has_methods else None,
                  close="Cancel")
 
 
-def _wire_text(invoice: Invoice, wire: WireInstructions | None) -> str:
-    lines = ["*Prefer a wire transfer?*"]
+def _wire_text(invoice: Invoice, wire: WireInstructions | None, *, only_way: bool = False) -> str:
+    # Offered as an alternative only when there is something to prefer it to.
+    lines = ["*Pay by wire transfer*" if only_way else "*Prefer a wire transfer?*"]
     if wire is None:
         lines.append("Ask your account manager for the vendor's bank details.")
     else:
@@ -188,6 +189,23 @@ def fee_updated_view(view: dict[str, Any], quote: FeeQuote) -> dict[str, Any]:
         if block.get("block_id") == AMOUNT_FIELD and isinstance(block.get("element"), dict):
             # Keep what the person typed (Slack keeps input state across views.update too).
             block["element"]["initial_value"] = clip(format_amount_input(quote.amount, quote.locale, grouped=False), 150)
+    updated["blocks"] = blocks
+    return updated
+
+
+def amount_problem_view(view: dict[str, Any], typed: str, problem: str) -> dict[str, Any]:
+    """The open form with what is wrong with the amount typed, said where the fee note was:
+    Enter in the field gets an answer at once (not only Pay), and no fee stays on screen for
+    an amount that is not the one in the field."""
+    kept = ("type", "callback_id", "title", "submit", "close", "private_metadata", "notify_on_close")
+    updated = {key: view[key] for key in kept if key in view}
+    blocks = [block for block in view.get("blocks") or [] if block.get("block_id") != FEE_BLOCK]
+    note = _fee_block(f":warning: {safe(problem, 2000)}").to_dict()
+    at = next((i + 1 for i, block in enumerate(blocks) if block.get("block_id") == AMOUNT_FIELD), len(blocks))
+    blocks.insert(at, note)
+    for block in blocks:
+        if block.get("block_id") == AMOUNT_FIELD and isinstance(block.get("element"), dict):
+            block["element"]["initial_value"] = clip(typed, 150)  # what the person typed, to correct it
     updated["blocks"] = blocks
     return updated
 

@@ -188,6 +188,8 @@ class PaymentService:
         profile = await self._invoices.profile(invoice.billing_profile_id)
         locale = pay_session.locale or DEFAULT_LOCALE
         amount = self.parse_amount(amount_text, invoice.currency, locale)
+        if amount > invoice.balance:  # said on Enter too, not only when Pay is pressed
+            raise FieldProblem(AMOUNT, f"That is more than the balance due of {invoice.balance.format(locale)}.")
         return FeeQuote(amount, card_fee(profile.card_fee_percent, amount), profile.card_fee_percent, locale)
 
     # -- links behind the modal's buttons --------------------------------------------------

@@ -14,7 +14,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from blocks.invoices import PAGE, PAY_NOW, notice_message, parse_page_value, parse_pay_value
 from blocks.pay_modal import (
-    ADD_CARD, AMOUNT_FIELD, AUTHENTICATE, REFRESH_METHODS, fee_updated_view, loading_view, message_view, pay_form_view,
+    ADD_CARD, AMOUNT_FIELD, AUTHENTICATE, REFRESH_METHODS, amount_problem_view, fee_updated_view, loading_view,
+    message_view, pay_form_view,
 )
 from bot.clock import Clock, today
 from bot.invoices import ListQuery
@@ -95,11 +96,13 @@ def register(app: AsyncApp, *, payments: PaymentService, lists: ListRenderer, au
         try:
             quote = await payments.fee_quote(team_id=request.team_id, user_id=request.user_id,
                                              session_id=request.private_metadata, amount_text=request.value)
-        except FieldProblem:
-            return  # the field's own error shows at submission; nothing to recompute
+        except FieldProblem as problem:
+            # Said now, where the fee note was (Slack shows field errors only on submission).
+            updated = amount_problem_view(view, request.value or "", problem.message)
+        else:
+            updated = fee_updated_view(view, quote)
         try:
-            await client.views_update(view_id=request.view_id, hash=view.get("hash"),
-                                      view=fee_updated_view(view, quote))
+            await client.views_update(view_id=request.view_id, hash=view.get("hash"), view=updated)
         except SlackApiError as exc:  # submitted or changed meanwhile: that view wins
             log.info("fee not refreshed: %s", exc.response.get("error"))
 

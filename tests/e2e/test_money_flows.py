@@ -124,6 +124,33 @@ async def test_the_card_fee_follows_the_amount_typed_and_shows_on_the_receipt(wo
     assert "card fee of €2.90" in notice["text"]
 
 
+async def test_enter_on_a_wrong_amount_says_what_is_wrong_at_once_and_shows_no_fee(world: World) -> None:
+    profile = await world.profile(currency="EUR", card_fee="2.9")
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "845.50")
+    user = SlackUser(world.slack, person.user_id)
+    modal = await _pay_now(world, user, invoice)
+
+    # Ambiguous: both readings, before Pay is pressed, and no fee for an amount not meant.
+    click = await world.slack.click(person.user_id, "amount", view_id=modal["id"], value="1,500")
+    assert click["status"] == 200, click
+    updated = await user.wait_view(modal["id"], lambda v: "1.50" in texts(v["view"]["blocks"]))
+    shown = texts(updated["view"]["blocks"])
+    assert "1,500.00" in shown and "card fee" not in shown, shown
+
+    # More than the balance: said on Enter too.
+    click = await world.slack.click(person.user_id, "amount", view_id=modal["id"], value="900")
+    assert click["status"] == 200, click
+    updated = await user.wait_view(modal["id"], lambda v: "more than the balance" in texts(v["view"]["blocks"]))
+    assert "€845.50" in texts(updated["view"]["blocks"]) and "card fee" not in texts(updated["view"]["blocks"])
+
+    # A good amount brings the fee back; nothing was charged on the way.
+    click = await world.slack.click(person.user_id, "amount", view_id=modal["id"], value="100")
+    updated = await user.wait_view(modal["id"], lambda v: "€2.90" in texts(v["view"]["blocks"]))
+    assert "more than the balance" not in texts(updated["view"]["blocks"])
+    assert await world.intents(profile.customer_id) == []
+
+
 async def test_3d_secure_is_finished_on_stripe_s_page_and_recorded_once(world: World) -> None:
     profile = await world.profile(currency="EUR", cards=("3ds",), default="3ds")
     person = await world.person([profile])

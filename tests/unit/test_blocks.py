@@ -105,6 +105,13 @@ def test_pay_form_with_no_card_makes_adding_one_the_main_action_and_cannot_submi
     assert add["style"] == "primary" and add["url"].startswith("https://")
 
 
+def test_wire_transfer_is_offered_as_an_alternative_only_when_there_is_one() -> None:
+    card = [SavedMethod("pm_1", "card", "Visa", "4242", 4, 2029)]
+    assert "Prefer a wire transfer?" in json.dumps(pay_form_view(form(card), today=TODAY))
+    only_wire = json.dumps(pay_form_view(form([], stripe_customer_id=None), today=TODAY))
+    assert "Pay by wire transfer" in only_wire and "Prefer a wire transfer?" not in only_wire
+
+
 def test_pay_form_with_150_methods_and_long_names_stays_valid() -> None:
     methods = [SavedMethod(f"pm_{i}", "sepa_debit", "B" * 200, f"{i:04d}") for i in range(150)]
     view = pay_form_view(form(methods, name="<!here>" * 100), today=TODAY)

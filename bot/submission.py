@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem
 from bot.payments import PayForm, PayLinks, PaymentService, Submission
-from bot.processor import OUTCOMES, S, PaymentProcessor, at_rest
+from bot.approvals import ApprovalCard
+from bot.processor import APPROVAL_STATES, OUTCOMES, S, PaymentProcessor, at_rest
 from bot.summaries import PaymentSummary, payment_summary
 from storage.models import Payment, PaymentStatus
 from storage.payments import PaymentRepository
@@ -54,6 +55,8 @@ class SubmissionOutcome:
     timed_out: bool = False
     # False while an earlier copy's drive goes on (the outcome is where it stands now).
     at_rest: bool = True
+    # Above the approval threshold: the request (who was asked), nothing charged.
+    approval: ApprovalCard | None = None
 
 
 class SubmissionService:
@@ -137,6 +140,11 @@ class SubmissionService:
         return self._standing(payment)
 
     async def _outcome(self, submission: Submission, payment: Payment) -> SubmissionOutcome:
+        approvals = self._payments.approvals
+        if S(payment.status) in APPROVAL_STATES and approvals is not None:
+            # Waits for an approver (bot/approvals.py): say who was asked; nothing was charged.
+            card = ApprovalCard.of(payment, await approvals.request(payment.id))
+            return SubmissionOutcome(payment=payment_summary(payment), approval=card)
         if payment.status == PaymentStatus.FAILED:
             # Declined (or never started): the form again, so another method can be chosen.
             return SubmissionOutcome(payment=payment_summary(payment), declined=True,

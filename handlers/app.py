@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.approvals import ApprovalService
 from bot.billing import BillingClient
 from bot.cards import SavedCards
 from bot.clock import clock_from, today
@@ -45,13 +47,15 @@ from bot.slack_api import BOT_SCOPES, slack_client
 from bot.stripe_gateway import StripeGateway
 from bot.stripe_webhooks import StripeWebhooks
 from bot.submission import SubmissionService
-from handlers import actions, commands, events, failures, home, views
+from handlers import actions, approvals as approval_listeners, commands, events, failures, home, views
 from handlers.context import Background, install_viewer
 from handlers.errors import explain
 from handlers.slack_io import (
     HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackPaymentEvents,
     SlackSender, WorkspaceClients,
 )
+from handlers.slack_approvals import ApprovalAwareEvents, SlackApprovalNotices
+from storage.approvals import ApprovalRepository
 from storage.audit import AuditLog
 from storage.slack_links import SlackLinkRepository
 from storage.db import create_engine, session_factory
@@ -86,6 +90,7 @@ class Invoicebot:
     reconciler: Reconciler
     background: Background
     home_refresher: HomeRefresher
+    approvals: ApprovalService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _slack: AsyncSlackRequestHandler | None = None
 
@@ -177,9 +182,16 @@ def build_app(settings: Settings) -> Invoicebot:
         router, client_for, on_settled=ListRefresher(lists, slack_links, slack.session), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,
         on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id), links=slack_links)
-    processor = PaymentProcessor(payments_repo, stripe, billing, payment_events, clock=clock)
+    approval_repo = ApprovalRepository(sessions)
+    # An approved payment's outcome also updates every approver's message and names them.
+    processor = PaymentProcessor(payments_repo, stripe, billing, ApprovalAwareEvents(payment_events, approval_repo),
+                                 clock=clock)
+    approvals = ApprovalService(approval_repo, payments_repo, identity, invoices, billing, stripe, processor,
+                                audit, SlackApprovalNotices(router), clock,
+                                ttl=dt.timedelta(hours=settings.approval_ttl_hours))
+    approvals.on_queued.append(outbox.wake)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
-                              processor, clock=clock)
+                              processor, clock=clock, approvals=approvals)
     submissions = SubmissionService(payments, processor, payments_repo, links,
                                     deadline_seconds=settings.submission_deadline_seconds, clock=clock)
     cards = SavedCards(pay_sessions, payments,
@@ -187,12 +199,16 @@ def build_app(settings: Settings) -> Invoicebot:
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor, clock=clock)
+    # Expiry of approval requests runs in the reconciler's loop for now (one function, on the
+    # injected clock, so a scheduler can take it over).
+    reconciler.periodic.append(lambda: approvals.expire_due(clock.now()))
     background = Background()
 
     # The Bolt app: each listener module gets only the services it uses.
     bolt = _bolt_app(settings, slack, installations, engine)
     install_viewer(bolt, identity)
-    commands.register(bolt, lists=lists, routing=routing, audit=audit)
+    commands.register(bolt, lists=lists, routing=routing, audit=audit, approvals=approvals)
+    approval_listeners.register(bolt, approvals=approvals, background=background)
     actions.register(bolt, payments=payments, lists=lists, audit=audit, clock=clock, slack_links=slack_links)
     views.register(bolt, submissions=submissions, background=background, clock=clock)
     events.register(bolt, publish_home=publish_home)
@@ -202,7 +218,8 @@ def build_app(settings: Settings) -> Invoicebot:
 
     return Invoicebot(settings=settings, engine=engine, bolt=bolt, billing=billing, stripe=stripe, audit=audit,
                       payments_repo=payments_repo, payments=payments, processor=processor, webhooks=webhooks,
-                      outbox=outbox, reconciler=reconciler, background=background, home_refresher=home_refresher)
+                      outbox=outbox, reconciler=reconciler, background=background, home_refresher=home_refresher,
+                      approvals=approvals)
 
 
 def _bolt_app(settings: Settings, slack: AsyncWebClient, installations: AsyncSQLAlchemyInstallationStore | None,

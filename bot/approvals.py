@@ -43,7 +43,7 @@ from storage.payments import PaymentRepository
 log = logging.getLogger(__name__)
 
 S = PaymentStatus
-_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_MENTION = re.compile(r"^<@([UW][A-Za-z0-9]+)(?:\|[^>]*)?>$")
 _GROUP = re.compile(r"^<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 

@@ -75,6 +75,9 @@ def policy_notice(rule: Rule, *, by: str, what: str) -> dict[str, Any]:
 def form_note(rule: Rule, locale: str) -> str:
     """What the Pay Now modal says before submitting (the rule's approvers other than the payer)."""
     assert rule.threshold is not None
+    if not rule.approvers:
+        return (f":scales: Payments of *{rule.threshold.format(locale)}* or more need another person's approval, "
+                "and nobody else is named to give it yet: ask a billing-profile admin (`/invoices approvers`).")
     return (f":scales: Payments of *{rule.threshold.format(locale)}* or more need approval by "
             f"{people(rule.approvers)} before anything is charged.")
 

@@ -297,6 +297,10 @@ class ApprovalService:
             expired += decision.refused is None
         return expired
 
+    async def expire_now(self) -> int:
+        """`expire_due` at the bot's clock's now (`invoicebot reconcile`)."""
+        return await self.expire_due(self._clock.now())
+
     # -- the checks at the moment of the click -----------------------------------------
     async def _checked(self, team_id: str, user_id: str, payment_id: str, *,
                        action: str) -> tuple[Payment, ApprovalRequest] | Decision:

@@ -230,7 +230,7 @@ def reconcile(wiring: Wiring | None) -> int:
     async def main() -> int:
         async with app.running(app.build(settings), background=False) as services:
             report = await services.reconciler.run_once(force=True)
-            expired = await services.approvals.expire_due(services.clock.now()) if services.approvals else 0
+            expired = await services.approvals.expire_now() if services.approvals else 0
             await services.outbox.deliver_due()
         for payment_id, before, after in report.changed:
             print(f"{payment_id}: {before} -> {after}")

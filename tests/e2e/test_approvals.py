@@ -310,16 +310,18 @@ async def test_killed_between_the_approval_and_the_charge_then_reconcile_charges
         await request_approval(world, team, invoice)
         asked = await wait_dm(world, team.approver.user_id, invoice["number"])
         # Stripe slow to create the PaymentIntent: the server dies with the payment approved.
-        await world.stripe_fault(r"^/v1/payment_intents$", "delay", delay_seconds=4)
+        await world.stripe_fault(r"^/v1/payment_intents$", "delay", delay_seconds=12)
+        clicked = time.monotonic()
         await world.slack.click(team.approver.user_id, "approval_approve", message_id=asked["id"])
         await eventually(lambda: _status(world, invoice["number"], "approved"))
+        assert time.monotonic() - clicked < 10, "too slow to kill the server before the charge"
         victim.kill()
         await world.clear_stripe_faults()
         assert await world.recorded_payments(invoice["id"]) == []
         # Stripe may still be finishing the dead server's request: a retry with the same
         # idempotency key meanwhile is refused (and retried later); once it is done, the
         # reconciler's create returns that very PaymentIntent.
-        await asyncio.sleep(4.5)
+        await asyncio.sleep(max(0.0, clicked + 13 - time.monotonic()))
         reconciled = world.stack.invoicebot("reconcile")
         assert "approved -> recorded" in reconciled.stdout, reconciled.stdout + reconciled.stderr[-3000:]
         await exactly_once(world, team.profile, invoice, "1700.00")

@@ -15,10 +15,9 @@ from slack_sdk.models.views import View
 
 from blocks.invoices import Message
 from blocks.text import clip, day, safe
-from bot.approvals import Decision, Refusal, Rule
+from bot.approvals import ApprovalCard, Refusal, Rule
 from bot.identity import DEFAULT_LOCALE
 from bot.money import Money
-from storage.models import ApprovalRequest, Payment, PaymentStatus
 
 APPROVE = "approval_approve"
 REJECT = "approval_reject"
@@ -43,8 +42,8 @@ def people(user_ids: list[str] | tuple[str, ...]) -> str:
     return ", ".join(mentions[:-1]) + " or " + mentions[-1]
 
 
-def _amount(payment: Payment, locale: str = DEFAULT_LOCALE) -> str:
-    return Money.from_minor(payment.amount_minor, payment.currency).format(locale)
+def _amount(card: ApprovalCard, locale: str = DEFAULT_LOCALE) -> str:
+    return card.amount.format(locale)
 
 
 # -- the rules ---------------------------------------------------------------------------
@@ -83,107 +82,108 @@ def form_note(rule: Rule, locale: str) -> str:
 
 
 # -- the approver's message --------------------------------------------------------------
-def _summary(payment: Payment, requester: str, due_on: dt.date | None, balance: Money | None) -> str:
-    lines = [f"*Invoice* {safe(payment.invoice_number, 150)} · {safe(payment.billing_profile_name, 200)}"]
+def _summary(card: ApprovalCard, requester: str, due_on: dt.date | None, balance: Money | None) -> str:
+    lines = [f"*Invoice* {safe(card.invoice_number, 150)} · {safe(card.profile_name, 200)}"]
     if due_on is not None:
         lines.append(f"*Due* {day(due_on)}")
     if balance is not None:
         lines.append(f"*Balance* {balance.format()}")
-    lines.append(f"*Amount* {_amount(payment)} · *Method* {safe(payment.method_label, 80)}")
+    lines.append(f"*Amount* {_amount(card)} · *Method* {safe(card.method, 80)}")
     lines.append(f"*Asked by* <@{requester}>")
     return "\n".join(lines)
 
 
-def request_message(payment: Payment, request: ApprovalRequest, *, due_on: dt.date | None,
+def request_message(card: ApprovalCard, *, due_on: dt.date | None,
                     balance: Money | None) -> dict[str, Any]:
-    head = (f":raised_hand: <@{request.requester_id}> asks you to approve a payment of *{_amount(payment)}* on "
-            f"invoice *{safe(payment.invoice_number, 150)}*. Nothing is charged until someone approves it.")
-    value = payment.id
+    head = (f":raised_hand: <@{card.requester}> asks you to approve a payment of *{_amount(card)}* on "
+            f"invoice *{safe(card.invoice_number, 150)}*. Nothing is charged until someone approves it.")
+    value = card.payment_id
     blocks = [
         _md(head),
-        _md(_summary(payment, request.requester_id, due_on, balance)),
-        ActionsBlock(block_id=f"approval:{payment.id}", elements=[
+        _md(_summary(card, card.requester, due_on, balance)),
+        ActionsBlock(block_id=f"approval:{card.payment_id}", elements=[
             ButtonElement(text="Approve", action_id=APPROVE, value=value, style="primary"),
             ButtonElement(text="Reject", action_id=REJECT, value=value, style="danger"),
         ]).to_dict(),
-        _context(f"Expires {request.expires_at:%Y-%m-%d %H:%M} UTC · Payment {payment.id}"),
+        _context((f"Expires {card.expires_at:%Y-%m-%d %H:%M} UTC · " if card.expires_at else "")
+                 + f"Payment {card.payment_id}"),
     ]
     return {"text": clip(head.replace("*", ""), 3000), "blocks": blocks}
 
 
-def outcome_line(payment: Payment, request: ApprovalRequest, event: str) -> str:
-    amount = _amount(payment)
-    by = f"<@{request.decided_by or payment.approved_by}>" if (request.decided_by or payment.approved_by) else ""
+def outcome_line(card: ApprovalCard, event: str) -> str:
+    amount = _amount(card)
+    by = f"<@{card.decided_by}>" if card.decided_by else ""
     if event == "approved":
         return f":white_check_mark: Approved by {by}. Charging *{amount}*…"
     if event in ("paid", "settled"):
-        return f":white_check_mark: Approved by {by} and charged: *{amount}* to {safe(payment.method_label, 80)}."
+        return f":white_check_mark: Approved by {by} and charged: *{amount}* to {safe(card.method, 80)}."
     if event == "processing":
         return f":bank: Approved by {by}: the bank debit of *{amount}* is on its way."
     if event in ("failed", "debit_failed"):
         return (f":x: Approved by {by}, but the charge of *{amount}* was declined: "
-                f"{safe(payment.failure_message or 'no reason given', 300)}")
+                f"{safe(card.failure_message or 'no reason given', 300)}")
     if event == "attention":
         return f":rotating_light: Approved by {by} and charged, but the billing system refused the record."
     if event == "rejected":
-        return f":no_entry: Rejected by {by}: {safe(request.reason or '', 500)}. Nothing was charged."
+        return f":no_entry: Rejected by {by}: {safe(card.reason or '', 500)}. Nothing was charged."
     if event == "withdrawn":
-        return f":leftwards_arrow_with_hook: Withdrawn by <@{request.requester_id}>. Nothing was charged."
+        return f":leftwards_arrow_with_hook: Withdrawn by <@{card.requester}>. Nothing was charged."
     if event == "expired":
         return ":hourglass: Expired: nobody decided in time. Nothing was charged."
     if event == "canceled":
-        return f":warning: Not charged: {safe(request.reason or payment.failure_message or '', 500)}"
+        return f":warning: Not charged: {safe(card.reason or card.failure_message or '', 500)}"
     return f"Now {event}."
 
 
-def decided_message(payment: Payment, request: ApprovalRequest, event: str) -> dict[str, Any]:
+def decided_message(card: ApprovalCard, event: str) -> dict[str, Any]:
     """Replaces an approver's request in place: no buttons any more, the outcome instead."""
-    head = (f"<@{request.requester_id}> asked for approval of *{_amount(payment)}* on invoice "
-            f"*{safe(payment.invoice_number, 150)}*.")
-    line = outcome_line(payment, request, event)
-    blocks = [_md(head), _md(_summary(payment, request.requester_id, None, None)), _md(line),
-              _context(f"Payment {payment.id}")]
+    head = (f"<@{card.requester}> asked for approval of *{_amount(card)}* on invoice "
+            f"*{safe(card.invoice_number, 150)}*.")
+    line = outcome_line(card, event)
+    blocks = [_md(head), _md(_summary(card, card.requester, None, None)), _md(line),
+              _context(f"Payment {card.payment_id}")]
     return {"text": clip(f"{head} {line}".replace("*", ""), 3000), "blocks": blocks}
 
 
-def requester_message(payment: Payment, request: ApprovalRequest, event: str) -> dict[str, Any]:
-    locale = payment.locale or DEFAULT_LOCALE
-    amount = _amount(payment, locale)
-    invoice = f"*{safe(payment.invoice_number, 150)}* ({safe(payment.billing_profile_name, 200)})"
+def requester_message(card: ApprovalCard, event: str) -> dict[str, Any]:
+    locale = card.locale
+    amount = _amount(card, locale)
+    invoice = f"*{safe(card.invoice_number, 150)}* ({safe(card.profile_name, 200)})"
     if event == "rejected":
-        head = (f":no_entry: <@{request.decided_by}> rejected your payment of *{amount}* on invoice {invoice}: "
-                f"{safe(request.reason or '', 500)}. Nothing was charged; the invoice is free to pay again.")
+        head = (f":no_entry: <@{card.decided_by}> rejected your payment of *{amount}* on invoice {invoice}: "
+                f"{safe(card.reason or '', 500)}. Nothing was charged; the invoice is free to pay again.")
     elif event == "expired":
         head = (f":hourglass: Your request to pay *{amount}* on invoice {invoice} expired: nobody approved it in "
                 "time. Nothing was charged; press *Pay Now* to ask again.")
     elif event == "withdrawn":
         head = f":leftwards_arrow_with_hook: You withdrew your request to pay *{amount}* on invoice {invoice}."
     elif event == "canceled":
-        by = f"<@{request.decided_by}> approved it, but it" if request.decided_by else "It"
+        by = f"<@{card.decided_by}> approved it, but it" if card.decided_by else "It"
         head = (f":warning: Your payment of *{amount}* on invoice {invoice} was not charged. {by} could not be "
-                f"charged: {safe(request.reason or '', 500)}")
+                f"charged: {safe(card.reason or '', 500)}")
     else:
         head = f"Your payment of *{amount}* on invoice {invoice} is now {event}."
-    return {"text": clip(head.replace("*", ""), 3000), "blocks": [_md(head), _context(f"Payment {payment.id}")]}
+    return {"text": clip(head.replace("*", ""), 3000), "blocks": [_md(head), _context(f"Payment {card.payment_id}")]}
 
 
 # -- the requester's modal ---------------------------------------------------------------
-def awaiting_view(payment: Payment, request: ApprovalRequest | None, *, callback_id: str) -> dict[str, Any]:
-    locale = payment.locale or DEFAULT_LOCALE
-    approvers = tuple(request.approvers) if request else ()
-    text = (f"*Waiting for approval*\n:scales: Nothing has been charged. Your payment of *{_amount(payment, locale)}* "
-            f"on invoice *{safe(payment.invoice_number, 150)}* needs approval; we asked {people(approvers)}. "
+def awaiting_view(card: ApprovalCard, *, callback_id: str) -> dict[str, Any]:
+    locale = card.locale
+    approvers = card.approvers
+    text = (f"*Waiting for approval*\n:scales: Nothing has been charged. Your payment of *{_amount(card, locale)}* "
+            f"on invoice *{safe(card.invoice_number, 150)}* needs approval; we asked {people(approvers)}. "
             "You'll get a direct message when it is decided. The invoice is held for this payment meanwhile.")
     blocks: list[dict[str, Any]] = [_md(text)]
-    if payment.status == PaymentStatus.AWAITING_APPROVAL:
+    if card.status == "awaiting_approval":
         blocks.append(ActionsBlock(block_id="withdraw", elements=[
-            ButtonElement(text="Withdraw request", action_id=WITHDRAW, value=payment.id)]).to_dict())
+            ButtonElement(text="Withdraw request", action_id=WITHDRAW, value=card.payment_id)]).to_dict())
     return View(type="modal", callback_id=callback_id, title="Pay invoice", close="Close",
-                private_metadata=payment.id, blocks=blocks).to_dict()
+                private_metadata=card.payment_id, blocks=blocks).to_dict()
 
 
-def ended_view(payment: Payment, request: ApprovalRequest | None, event: str, *, callback_id: str) -> dict[str, Any]:
-    line = outcome_line(payment, request, event) if request else event
+def ended_view(card: ApprovalCard, event: str, *, callback_id: str) -> dict[str, Any]:
+    line = outcome_line(card, event)
     return View(type="modal", callback_id=callback_id, title="Pay invoice", close="Close",
                 blocks=[_md(f"*Payment request {event}*\n{line}")]).to_dict()
 
@@ -209,25 +209,24 @@ _REFUSALS = {
 }
 
 
-def click_answer(decision: Decision, action: str) -> str:
-    payment = decision.payment
-    if decision.refused is Refusal.ALREADY_DECIDED and payment is not None:
-        by = f" by <@{payment.approved_by}>" if payment.approved_by else ""
-        return (f"This request was already decided{by}: it is *{payment.status.replace('_', ' ')}* now. "
+def click_answer(refused: Refusal | None, card: ApprovalCard | None) -> str:
+    """The private reply to a click: what it did, or why it did nothing."""
+    if refused is Refusal.ALREADY_DECIDED and card is not None:
+        by = f" by <@{card.decided_by}>" if card.decided_by else ""
+        return (f"This request was already decided{by}: it is *{card.status.replace('_', ' ')}* now. "
                 "Your click changed nothing.")
-    if decision.refused is not None:
-        return _REFUSALS.get(decision.refused, "Nothing was done.")
-    if payment is None:
+    if refused is not None:
+        return _REFUSALS.get(refused, "Nothing was done.")
+    if card is None:
         return "Done."
-    status = PaymentStatus(payment.status)
-    if status is PaymentStatus.RECORDED:
-        return f":white_check_mark: Approved and charged: {_amount(payment)}."
-    if status is PaymentStatus.REJECTED:
+    if card.status == "recorded":
+        return f":white_check_mark: Approved and charged: {_amount(card)}."
+    if card.status == "rejected":
         return "Rejected. The requester has been told why."
-    if status is PaymentStatus.WITHDRAWN:
+    if card.status == "withdrawn":
         return "Withdrawn. Nothing was charged."
-    if status is PaymentStatus.CANCELED:
-        return f":warning: Not charged: {safe(payment.failure_message or '', 500)} Both of you have been told."
-    if status is PaymentStatus.FAILED:
-        return f":x: Approved, but the charge was declined: {safe(payment.failure_message or '', 300)}"
-    return f"Approved. The payment is {status.value.replace('_', ' ')}; the requester will hear the result."
+    if card.status == "canceled":
+        return f":warning: Not charged: {safe(card.failure_message or '', 500)} Both of you have been told."
+    if card.status == "failed":
+        return f":x: Approved, but the charge was declined: {safe(card.failure_message or '', 300)}"
+    return f"Approved. The payment is {card.status.replace('_', ' ')}; the requester will hear the result."

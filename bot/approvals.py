@@ -29,7 +29,7 @@ from typing import Protocol
 from bot.billing import BillingClient, BillingError, BillingNotFound, Invoice
 from bot.clock import Clock
 from bot.errors import ApprovalProblem, NoApproverAvailable
-from bot.identity import AccessDenied, AccessProblem, IdentityService, Viewer
+from bot.identity import DEFAULT_LOCALE, AccessDenied, AccessProblem, IdentityService, Viewer
 from bot.invoices import InvoiceService
 from bot.money import Money, MoneyError, parse_amount
 from bot.processor import PaymentProcessor
@@ -81,6 +81,38 @@ class Decision:
     payment: Payment | None
     refused: Refusal | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalCard:
+    """What people are shown about one approval request (a view model: blocks/ never reads
+    the rows). `decided_by`: who approved or rejected it, once someone did."""
+
+    payment_id: str
+    invoice_number: str
+    profile_name: str
+    amount: Money
+    method: str  # brand and last 4 only
+    locale: str
+    status: str
+    requester: str
+    approvers: tuple[str, ...] = ()
+    expires_at: dt.datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    failure_message: str | None = None
+
+    @classmethod
+    def of(cls, payment: Payment, request: ApprovalRequest | None = None) -> ApprovalCard:
+        return cls(
+            payment_id=payment.id, invoice_number=payment.invoice_number, profile_name=payment.billing_profile_name,
+            amount=Money.from_minor(payment.amount_minor, payment.currency), method=payment.method_label,
+            locale=payment.locale or DEFAULT_LOCALE, status=str(payment.status),
+            requester=request.requester_id if request else payment.user_id,
+            approvers=tuple(request.approvers) if request else (),
+            expires_at=request.expires_at if request else None,
+            decided_by=(request.decided_by if request else None) or payment.approved_by,
+            reason=request.reason if request else None, failure_message=payment.failure_message)
 
 
 class ApprovalNotices(Protocol):

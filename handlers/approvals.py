@@ -20,7 +20,7 @@ from blocks.approvals import (
 )
 from blocks.invoices import Message, notice_message
 from blocks.pay_modal import CALLBACK_ID, message_view
-from bot.approvals import ApprovalService
+from bot.approvals import ApprovalCard, ApprovalService, Decision
 from handlers.context import Background, ViewerLookup, after_ack
 from handlers.errors import explanation_for
 from handlers.requests import ActionRequest, BadPayload, ViewSubmissionPayload
@@ -54,7 +54,7 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         try:
             # Tracked: a stopping server finishes an approved charge rather than cutting it.
             decision = await background.track(approvals.approve(request.team_id, request.user_id, request.value or ""))
-            text = click_answer(decision, "approve")
+            text = click_answer(decision.refused, await _card(approvals, decision))
         except Exception as exc:  # noqa: BLE001
             text = explanation_for(exc).text
         await _answer(respond, text)
@@ -86,7 +86,7 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         team_id = payload.workspace_id or ""
         try:
             decision = await approvals.reject(team_id, payload.user.id, payment_id, reason)
-            text = click_answer(decision, "reject")
+            text = click_answer(decision.refused, await _card(approvals, decision))
         except Exception as exc:  # noqa: BLE001
             text = explanation_for(exc).text
         await ack(response_action="update", view=message_view("Payment request", text))
@@ -96,21 +96,25 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         await ack()
         request = ActionRequest.parse(body)
         decision = await approvals.withdraw(request.team_id, request.user_id, request.value or "")
-        payment = decision.payment
         if not request.view_id:
             return
-        if decision.refused is None and payment is not None:
-            view = ended_view(payment, await approvals.request(payment.id), "withdrawn", callback_id=CALLBACK_ID)
-        elif payment is not None and decision.refused.value == "already_decided":
-            view = awaiting_view(payment, await approvals.request(payment.id), callback_id=CALLBACK_ID) \
-                if payment.status == "awaiting_approval" else message_view("Payment request",
-                                                                           click_answer(decision, "withdraw"))
+        card = await _card(approvals, decision)
+        if decision.refused is None and card is not None:
+            view = ended_view(card, "withdrawn", callback_id=CALLBACK_ID)
+        elif card is not None and card.status == "awaiting_approval" and decision.refused.value == "already_decided":
+            view = awaiting_view(card, callback_id=CALLBACK_ID)
         else:
-            view = message_view("Payment request", click_answer(decision, "withdraw"))
+            view = message_view("Payment request", click_answer(decision.refused, card))
         try:
             await client.views_update(view_id=request.view_id, view=view)
         except SlackApiError as exc:
             log.info("modal not updated after withdraw: %s", exc.response.get("error"))
+
+
+async def _card(approvals: ApprovalService, decision: Decision) -> ApprovalCard | None:
+    if decision.payment is None:
+        return None
+    return ApprovalCard.of(decision.payment, await approvals.request(decision.payment.id))
 
 
 async def _answer(respond: AsyncRespond, text: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from ulid import ULID
 
 from blocks.approvals import decided_message, policy_notice, request_message, requester_message
-from bot.approvals import Rule
+from bot.approvals import ApprovalCard, Rule
 from bot.billing import Invoice
 from bot.processor import PaymentEvents
 from bot.routing import NotificationRouter
@@ -45,7 +45,7 @@ class SlackApprovalNotices:
                               attempts=0, next_attempt_at=_now())]
 
     async def asked(self, payment: Payment, request: ApprovalRequest, invoice: Invoice) -> list[OutboxMessage]:
-        payload = request_message(payment, request, due_on=invoice.due_on, balance=invoice.balance)
+        payload = request_message(ApprovalCard.of(payment, request), due_on=invoice.due_on, balance=invoice.balance)
         return [OutboxMessage(dedupe_key=ask_key(payment.id, approver), team_id=payment.team_id, channel=approver,
                               payload={**payload, "alone": True}, attempts=0, next_attempt_at=_now())
                 for approver in request.approvers]
@@ -55,13 +55,13 @@ class SlackApprovalNotices:
         if event in _TELL_REQUESTER:
             messages.append(OutboxMessage(
                 dedupe_key=f"{payment.id}:dm:{event}", team_id=payment.team_id, channel=request.requester_id,
-                payload=requester_message(payment, request, event), attempts=0, next_attempt_at=_now()))
+                payload=requester_message(ApprovalCard.of(payment, request), event), attempts=0, next_attempt_at=_now()))
         return messages
 
 
 def updates(payment: Payment, request: ApprovalRequest, event: str) -> list[OutboxMessage]:
     """Every approver's request message, updated in place with `event`."""
-    payload = decided_message(payment, request, event)
+    payload = decided_message(ApprovalCard.of(payment, request), event)
     return [OutboxMessage(dedupe_key=f"approval:{payment.id}:{approver}:{event}", team_id=payment.team_id,
                           channel=approver, payload={**payload, "update_of": ask_key(payment.id, approver)},
                           attempts=0, next_attempt_at=_now())

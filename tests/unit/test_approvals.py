@@ -15,7 +15,7 @@ from blocks.approvals import (
     awaiting_view, click_answer, decided_message, policy_notice, reason_view, request_message, requester_message,
     rules_message,
 )
-from bot.approvals import Decision, Refusal, Rule
+from bot.approvals import ApprovalCard, Refusal, Rule
 from bot.money import Money
 from bot.outbox_worker import OutboxWorker
 from handlers.slack_io import SlackMessages
@@ -70,30 +70,32 @@ def _request(**fields: Any) -> ApprovalRequest:
 
 def test_every_approval_message_is_one_slack_takes_and_escapes_billing_text() -> None:
     payment, request = _payment(), _request(decided_by="UA", reason="Wrong <@U9> cost centre")
-    asked = request_message(payment, request, due_on=dt.date(2026, 12, 31), balance=eur("1500.00"))
+    card = ApprovalCard.of(payment, request)
+    asked = request_message(card, due_on=dt.date(2026, 12, 31), balance=eur("1500.00"))
     assert validate_message(asked["text"], asked["blocks"]) == []
     assert "approval_approve" in str(asked["blocks"]) and "approval_reject" in str(asked["blocks"])
     assert "<!channel>" not in str(asked["blocks"]) and "INV-&lt;1&gt;" in str(asked["blocks"])
     for event in ("approved", "paid", "failed", "rejected", "withdrawn", "expired", "canceled"):
-        message = decided_message(payment, request, event)
+        message = decided_message(card, event)
         assert validate_message(message["text"], message["blocks"]) == []
         assert "approval_approve" not in str(message["blocks"]), "an outcome keeps no buttons"
-        told = requester_message(payment, request, event)
+        told = requester_message(card, event)
         assert validate_message(told["text"], told["blocks"]) == []
-    assert "<@U9>" not in str(decided_message(payment, request, "rejected")["blocks"])
+    assert "<@U9>" not in str(decided_message(card, "rejected")["blocks"])
     rule = Rule("bp_1", "Acme", eur("1000.00"), ("UA", "UB"))
     notice = policy_notice(rule, by="UADMIN", what="of €1,000.00 or more now need approval")
     assert validate_message(notice["text"], notice["blocks"]) == []
     message = rules_message([rule, Rule("bp_2", "Beta", None, ())])
     assert validate_message(message.text, message.blocks) == []
-    assert validate_view(awaiting_view(payment, request, callback_id="pay_invoice")) == []
+    assert validate_view(awaiting_view(card, callback_id="pay_invoice")) == []
     assert validate_view(reason_view("pay_1")) == []
 
 
 def test_a_click_answer_says_what_happened() -> None:
-    assert "yourself" in click_answer(Decision(_payment(), Refusal.SELF_APPROVAL), "approve")
-    decided = _payment(status=PaymentStatus.RECORDED.value, approved_by="UB")
-    assert "already decided by <@UB>" in click_answer(Decision(decided, Refusal.ALREADY_DECIDED), "approve")
+    assert "yourself" in click_answer(Refusal.SELF_APPROVAL, ApprovalCard.of(_payment(), _request()))
+    decided = ApprovalCard.of(_payment(status=PaymentStatus.RECORDED.value, approved_by="UB"), _request())
+    assert "already decided by <@UB>" in click_answer(Refusal.ALREADY_DECIDED, decided)
+    assert "Approved and charged: €1,500.00" in click_answer(None, decided)
 
 
 class RecordingSlack:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.slack_user import SlackUser, texts
-from tests.e2e.test_payment_safety import eventually, exactly_once
+from tests.e2e.test_payment_safety import exactly_once
+from tests.harness import eventually
 from tests.e2e.world import Person, Profile, World
 
 pytestmark = pytest.mark.timeout(180) if hasattr(pytest.mark, "timeout") else []

@@ -18,7 +18,7 @@ from blocks.approvals import (
 from bot.approvals import ApprovalCard, Refusal, Rule
 from bot.money import Money
 from bot.outbox_worker import OutboxWorker
-from handlers.slack_io import SlackMessages
+from handlers.slack_io import SlackSender
 from handlers.slack_approvals import SlackApprovalNotices, ask_key, updates
 from sandbox.slack.limits import validate_message, validate_view
 from storage.db import create_engine, session_factory
@@ -139,7 +139,7 @@ async def test_a_request_dm_is_sent_alone_and_its_updates_edit_it_in_place(
         async def channel_for(self, team_id: str, profile_id: str) -> str:
             return "C_BILLING"
 
-    worker = OutboxWorker(repo, client_for, messages=SlackMessages(), pace_seconds=0)
+    worker = OutboxWorker(repo, SlackSender(client_for), pace_seconds=0)
     payment, request = _payment(), _request()
     notices = SlackApprovalNotices(Router())  # type: ignore[arg-type]
     from bot.billing import Invoice  # noqa: PLC0415

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem
 from bot.payments import PayForm, PayLinks, PaymentService, Submission
-from bot.approvals import ApprovalCard
+from bot.approvals import ApprovalCard, ApprovalService
 from bot.processor import APPROVAL_STATES, OUTCOMES, S, PaymentProcessor, at_rest
 from bot.summaries import PaymentSummary, payment_summary
 from storage.models import Payment, PaymentStatus
@@ -61,12 +61,14 @@ class SubmissionOutcome:
 
 class SubmissionService:
     def __init__(self, payments: PaymentService, processor: PaymentProcessor, repo: PaymentRepository,
-                 links: PayLinks, *, deadline_seconds: float, clock: Clock | None = None) -> None:
+                 links: PayLinks, *, deadline_seconds: float, clock: Clock | None = None,
+                 approvals: ApprovalService | None = None) -> None:
         self._payments = payments
         self._processor = processor
         self._repo = repo
         self._links = links
         self._deadline = deadline_seconds
+        self._approvals = approvals  # above a profile's threshold the payment waits (bot/approvals.py)
         self._clock = clock or SystemClock()  # the app's one clock, as the repository's and processor's
 
     async def first_answer(self, submission: Submission) -> SubmissionOutcome | None:
@@ -140,10 +142,9 @@ class SubmissionService:
         return self._standing(payment)
 
     async def _outcome(self, submission: Submission, payment: Payment) -> SubmissionOutcome:
-        approvals = self._payments.approvals
-        if S(payment.status) in APPROVAL_STATES and approvals is not None:
+        if S(payment.status) in APPROVAL_STATES and self._approvals is not None:
             # Waits for an approver (bot/approvals.py): say who was asked; nothing was charged.
-            card = ApprovalCard.of(payment, await approvals.request(payment.id))
+            card = ApprovalCard.of(payment, await self._approvals.request(payment.id))
             return SubmissionOutcome(payment=payment_summary(payment), approval=card)
         if payment.status == PaymentStatus.FAILED:
             # Declined (or never started): the form again, so another method can be chosen.

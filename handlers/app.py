@@ -193,7 +193,8 @@ def build_app(settings: Settings) -> Invoicebot:
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock, approvals=approvals)
     submissions = SubmissionService(payments, processor, payments_repo, links,
-                                    deadline_seconds=settings.submission_deadline_seconds, clock=clock)
+                                    deadline_seconds=settings.submission_deadline_seconds, clock=clock,
+                                    approvals=approvals)
     cards = SavedCards(pay_sessions, payments,
                        SlackCardNotices(payments_repo, client_for, clock, outbox.wake, slack_links))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None

@@ -1,7 +1,7 @@
 """approvals: policies per billing profile, requests, new payment states holding the slot
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'  # the lead re-chains at merge
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -41,6 +41,11 @@ _STATUS = {
     "created": ":hourglass_flowing_sand: In progress",
     "confirming": ":hourglass_flowing_sand: In progress",
     "charged": ":hourglass_flowing_sand: Charged, being recorded",
+    "awaiting_approval": ":scales: Waiting for approval (nothing charged)",
+    "approved": ":hourglass_flowing_sand: Approved, being charged",
+    "rejected": ":no_entry: Rejected",
+    "expired": ":hourglass: Approval expired",
+    "withdrawn": "Withdrawn",
 }
 
 

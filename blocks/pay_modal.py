@@ -12,6 +12,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.blocks.basic_components import DispatchActionConfig
 from slack_sdk.models.views import View
 
+from blocks.approvals import form_note
 from blocks.text import clip, day, link, safe
 from bot.billing import Invoice, WireInstructions
 from bot.identity import DEFAULT_LOCALE
@@ -105,6 +106,8 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=f":hourglass: A payment on this invoice is in progress (started by <@{form.in_flight.user_id}>). "
                  "Wait for its result before paying again.")]))
+    if form.approval is not None:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=form_note(form.approval, locale))]))
     has_methods = bool(form.methods)
     if has_methods:
         options = [Option(text=clip(m.label, 75), value=m.id) for m in form.methods[:MAX_OPTIONS]]
@@ -238,6 +241,10 @@ def payment_view(payment: PaymentSummary, *, authenticate_url: str | None = None
         else:
             text = f":hourglass_flowing_sand: Charging *{amount}* to {method} for invoice *{number}*…"
         return message_view("Payment in progress", text)
+    if status is PaymentStatus.APPROVED:
+        return message_view("Approved, charging…", (
+            f":white_check_mark: Approved by <@{payment.approved_by}>. :hourglass_flowing_sand: Charging *{amount}* "
+            f"to {method} for invoice *{number}*…"))
     if status is PaymentStatus.CHARGED:
         return message_view("Charged, recording…", (
             f":white_check_mark: *{amount}* was charged to {method}.\n:hourglass: Recording the payment on "

@@ -99,10 +99,11 @@ def scheduled_words(event: str, s: Scheduled | None, extra: dict[str, Any]) -> d
             "method": "the payment method is no longer saved with Stripe, or has expired",
             "busy": "another payment of this invoice was in progress",
             "declined": "the payment did not go through (see the message above); pay with another method",
+            "approval": "payments of this amount now need an approver's approval: pay now to ask for it",
         }
         text = (f":x: Your scheduled payment was not made: {summary}. Why: {reasons[event]}." if event == "declined"
                 else f":x: Your scheduled payment was cancelled, nothing was charged: {summary}. Why: {reasons[event]}.")
-        pay_again = event in {"late", "method", "busy", "changed", "declined"}
+        pay_again = event in {"late", "method", "busy", "changed", "declined", "approval"}
     blocks: list[dict[str, Any]] = [SectionBlock(text=MarkdownTextObject(text=clip(text, _SECTION))).to_dict()]
     if event == "scheduled":
         blocks.append(ActionsBlock(block_id="scheduled", elements=[_cancel(s)]).to_dict())

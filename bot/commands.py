@@ -230,10 +230,13 @@ def reconcile(wiring: Wiring | None) -> int:
     async def main() -> int:
         async with app.running(app.build(settings), background=False) as services:
             report = await services.reconciler.run_once(force=True)
+            expired = await services.approvals.expire_now() if services.approvals else 0
             await services.outbox.deliver_due()
         for payment_id, before, after in report.changed:
             print(f"{payment_id}: {before} -> {after}")
         print(f"examined {report.examined} unfinished payments, changed {len(report.changed)}")
+        if expired:
+            print(f"expired {expired} approval requests past APPROVAL_TTL_HOURS")
         return 0
 
     return asyncio.run(main())

@@ -29,6 +29,15 @@ class FieldProblem(Exception):
 
 
 class PaymentAlreadyInProgress(Exception):
-    def __init__(self, started_by: str | None) -> None:
+    def __init__(self, started_by: str | None, *, awaiting_approval: bool = False) -> None:
         super().__init__("in progress")
         self.started_by = started_by
+        self.awaiting_approval = awaiting_approval  # the slot is held by a request for approval
+
+
+class ApprovalProblem(Exception):
+    """An approvals command that cannot be carried out; the message is for the user."""
+
+
+class NoApproverAvailable(Exception):
+    """The amount needs approval, but nobody other than the requester may give it."""

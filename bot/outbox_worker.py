@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Delivered:
-    pass
+    """Sent; `where`: Slack's (channel, ts) of a message sent alone (`alone` in its payload),
+    kept so that a later message can update it in place (`update_of`)."""
+
+    where: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,24 @@ class OutboxWorker:
     async def _deliver(self, batch: list[OutboxMessage]) -> Outcome:
         """Post one channel's due messages as one message; all of them succeed or wait."""
         message = batch[0]
+        if len(batch) > 1 and any(m.payload.get("alone") or m.payload.get("update_of") for m in batch):
+            # A message updated in place later (approval requests), or an update itself, is
+            # never part of a digest: each goes out on its own, in the channel's order.
+            return Outcome.SPLIT
         try:
-            sent = await self._sender.send(message.team_id or "", message.channel, [m.payload for m in batch])
+            payloads = [m.payload for m in batch]
+            if payloads[0].get("update_of"):
+                # An update in place of an earlier message (approval requests): Slack's channel
+                # and ts of that message, kept when it was delivered (same queue, so sent first).
+                where = await self._repo.posted(str(payloads[0]["update_of"]))
+                if where is None:
+                    return await self._retry(batch, "original_not_posted")
+                payloads = [{**payloads[0], "update_at": list(where)}]
+            sent = await self._sender.send(message.team_id or "", message.channel, payloads)
         except Exception as exc:  # noqa: BLE001 - one message's bug must not stop the others
             return await self._unexpected(batch, exc)
         if isinstance(sent, Delivered):
-            await self._repo.delivered(batch, pace=self._pace)
+            await self._repo.delivered(batch, pace=self._pace, posted=sent.where)
             return Outcome.DELIVERED
         if isinstance(sent, RetryLater):
             at = None if sent.after is None else self._clock.now() + dt.timedelta(seconds=sent.after)

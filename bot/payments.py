@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ulid import ULID
 
@@ -30,6 +31,9 @@ from storage.audit import AuditLog
 from storage.models import Payment, PaymentStatus, PaySession
 from storage.pay_sessions import PaySessionRepository
 from storage.payments import DuplicateSubmission, PaymentInFlight, PaymentRepository
+
+if TYPE_CHECKING:
+    from bot.approvals import ApprovalService, Rule
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ class PayForm:
     in_flight: PaymentSummary | None
     locale: str = DEFAULT_LOCALE
     new_method_id: str | None = None  # saved since the form was last drawn: preselected
+    approval: Rule | None = None  # the profile's approval rule, said before submitting
 
     def card_fee(self, amount: Money) -> Money | None:
         return card_fee(self.profile.card_fee_percent, amount)
@@ -129,7 +134,7 @@ class PaymentService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingApi,
                  stripe: StripePayments, payments: PaymentRepository, sessions: PaySessionRepository,
                  audit: AuditLog, links: PayLinks, processor: PaymentProcessor, *,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, approvals: ApprovalService | None = None) -> None:
         self._identity = identity
         self._invoices = invoices
         self._billing = billing
@@ -140,6 +145,7 @@ class PaymentService:
         self._links = links
         self._processor = processor  # every move of a payment is the processor's (and audited there)
         self._clock = clock or SystemClock()
+        self.approvals = approvals  # set by the app factory (bot/approvals.py)
 
     # -- Pay Now -------------------------------------------------------------------------
     async def _viewer(self, team_id: str, user_id: str, *, action: str, fresh: bool = False,
@@ -248,9 +254,12 @@ class PaymentService:
                 methods = methods[:MAX_OFFERED_METHODS]
                 default_id = saved.default_id if any(m.id == saved.default_id for m in methods) else None
         in_flight = await self._payments.in_flight_for_invoice(invoice.id)
+        rule = await self.approvals.rule(pay_session.team_id, profile.id, profile.name) if self.approvals else None
         return PayForm(pay_session.id, invoice, profile, methods, default_id, add_card_url, unavailable,
                        payment_summary(in_flight) if in_flight is not None else None,
-                       pay_session.locale or DEFAULT_LOCALE)
+                       pay_session.locale or DEFAULT_LOCALE,
+                       approval=replace(rule, approvers=tuple(a for a in rule.approvers if a != pay_session.user_id))
+                       if rule is not None and rule.threshold is not None else None)
 
     # -- Submit --------------------------------------------------------------------------
     @staticmethod
@@ -318,6 +327,8 @@ class PaymentService:
         if not profile.stripe_customer_id:
             await self._deny(viewer, invoice, "no_stripe_customer")
             raise FieldProblem(METHOD, "This billing profile has no saved payment methods any more.")
+        # Above the profile's approval threshold: a request instead of a charge (bot/approvals.py).
+        rule = await self.approvals.gate(viewer, invoice.billing_profile_id, amount) if self.approvals else None
 
         payment = Payment(
             id=f"pay_{ULID()}", team_id=viewer.team_id, user_id=viewer.user_id, paid_by=viewer.email,
@@ -325,12 +336,14 @@ class PaymentService:
             billing_profile_name=profile.name, invoice_url=invoice.url, amount_minor=amount.minor,
             currency=currency, method_kind=method["kind"], payment_method_id=submission.method_id,
             payment_method_type=method["type"], method_label=method["short_label"],
-            stripe_customer_id=profile.stripe_customer_id, status=PaymentStatus.CREATED.value, locale=locale,
+            stripe_customer_id=profile.stripe_customer_id, locale=locale,
+            status=(PaymentStatus.AWAITING_APPROVAL if rule else PaymentStatus.CREATED).value,
             card_fee_minor=fee.minor if method["kind"] == "card" and (fee := card_fee(profile.card_fee_percent,
                                                                                       amount)) else None,
             attempts=0,
         )
-        created = await self._create(payment, viewer, submission)
+        also = [self.approvals.request_row(payment, rule)] if self.approvals and rule else []
+        created = await self._create(payment, viewer, submission, also=also)
         if not created.first:
             return created  # a copy that arrived at the same time: the first one is audited
         payment = created.payment
@@ -338,24 +351,30 @@ class PaymentService:
         await self._audit.record("submit_payment", "accepted", team_id=viewer.team_id, user_id=viewer.user_id,
                                  invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                  payment_id=payment.id, amount=amount.api_string(), currency=currency,
-                                 method=payment.method_label)
+                                 method=payment.method_label, needs_approval=bool(rule))
+        if self.approvals and rule:
+            await self.approvals.requested(payment, invoice)
         return created
 
-    async def _create(self, payment: Payment, viewer: Viewer, submission: Submission) -> Submitted:
+    async def _create(self, payment: Payment, viewer: Viewer, submission: Submission, *,
+                      also: list[object] | None = None) -> Submitted:
         try:
             return Submitted(await self._payments.create(payment, submission_key=submission.key,
                                                          view_id=submission.view_id,
-                                                         pay_session_id=submission.session_id), first=True)
+                                                         pay_session_id=submission.session_id, also=also or ()),
+                             first=True)
         except DuplicateSubmission as dup:
             return Submitted(dup.payment, first=False)
         except PaymentInFlight as busy:
             other = busy.payment
             if other is not None and other.status == PaymentStatus.REQUIRES_ACTION and await self._supersede(other):
-                return await self._create(payment, viewer, submission)
+                return await self._create(payment, viewer, submission, also=also)
             await self._audit.record("submit_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
                                      invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,
                                      reason="payment_in_progress")
-            raise PaymentAlreadyInProgress(other.user_id if other else None) from None
+            raise PaymentAlreadyInProgress(
+                other.user_id if other else None,
+                awaiting_approval=other is not None and other.status == PaymentStatus.AWAITING_APPROVAL) from None
 
     async def _recheck_holding_the_slot(self, payment: Payment, viewer: Viewer, amount: Money) -> None:
         """The balance, read again now that this payment holds the invoice's one in-flight
@@ -373,7 +392,8 @@ class PaymentService:
             problem = exc
         if problem is None:
             return
-        await self._processor.cancel(payment, PaymentStatus.CREATED,
+        # The payment's own state: `created`, or `awaiting_approval` (no approver was asked yet).
+        await self._processor.cancel(payment, PaymentStatus(payment.status),
                                      "The invoice changed before the card was charged.")
         await self._audit.record("submit_payment", "denied", team_id=viewer.team_id, user_id=viewer.user_id,
                                  invoice_id=payment.invoice_id, billing_profile_id=payment.billing_profile_id,

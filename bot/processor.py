@@ -56,6 +56,9 @@ OUTCOMES = frozenset({S.RECORDED, S.PROCESSING, S.FAILED, S.REQUIRES_ACTION, S.N
 # Audited as a `payment_result`: those, the moment money has moved, and a payment given up
 # before any charge. Every other move (to confirming, to debiting) is a `payment_step`.
 _AUDITED = OUTCOMES | {S.CHARGED, S.CANCELED}
+# Waiting for an approver, or ended before any charge by a decision (bot/approvals.py makes
+# these moves); a drive of the payment rests there.
+APPROVAL_STATES = frozenset({S.AWAITING_APPROVAL, S.REJECTED, S.EXPIRED, S.WITHDRAWN})
 
 
 @contextlib.contextmanager
@@ -74,7 +77,8 @@ def driving(path: str, *, override: bool = False) -> Iterator[None]:
 def at_rest(payment: Payment) -> bool:
     """Whether a drive of this payment has ended for now: an outcome, or a step that
     stalled and waits for a retry (Stripe or billing did not answer)."""
-    return S(payment.status) in OUTCOMES or payment.status == S.CANCELED or payment.next_attempt_at is not None
+    return (S(payment.status) in OUTCOMES or payment.status == S.CANCELED or payment.next_attempt_at is not None
+            or S(payment.status) in APPROVAL_STATES)
 
 
 # The notifier port used to be declared here; the name stays for the adapters that use it.
@@ -92,16 +96,14 @@ class PaymentProcessor:
         self._clock = clock or SystemClock()
 
     async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None,
-                      driver: str | None = None) -> Payment:
+                      via: str | None = None) -> Payment:
         """Drive the payment as far as it can go now; returns where it stands.
 
         Stripe or the billing API being down leaves it in an intermediate state with a
         retry time; nothing is lost, the reconciler picks it up. `since`: the status the
         caller last showed (a webhook that already moved it), for the modal update.
-        `driver`: a path other than a live submission starting a payment (the scheduler),
-        so its outcome reaches the payer by DM.
         """
-        with driving(driver or ("reconciler" if recovering else "live"), override=bool(driver) or not recovering):
+        with driving(via or ("reconciler" if recovering else "live"), override=not recovering):
             return await self._advance(payment_id, recovering=recovering, since=since)
 
     async def _advance(self, payment_id: str, *, recovering: bool, since: str | None) -> Payment:
@@ -141,6 +143,16 @@ class PaymentProcessor:
                 return await self._move(payment, [S.CREATED], S.FAILED, failure_message=reason)
             # Stored before confirming, so a crash from here on is resolved by asking Stripe.
             return await self._move(payment, [S.CREATED], S.CONFIRMING, stripe_payment_intent_id=intent.id)
+        if status is S.APPROVED:
+            # An approver's yes (bot/approvals.py), decided in its own step. Creating the
+            # PaymentIntent again after a crash is safe: same idempotency key, never confirmed
+            # before its id is stored, so the live path and the reconciler do the same here.
+            try:
+                intent = await self._create_intent(payment)
+            except StripeRejected:
+                return await self._move(payment, [S.APPROVED], S.FAILED,
+                                        failure_message="Stripe refused to start this payment.")
+            return await self._move(payment, [S.APPROVED], S.CONFIRMING, stripe_payment_intent_id=intent.id)
         if status is S.CONFIRMING:
             try:
                 result = await self._confirm(payment, look_first=recovering)

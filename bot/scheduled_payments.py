@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ulid import ULID
 
+from bot.approvals import ApprovalService
 from bot.billing import BillingClient, BillingNotFound
 from bot.clock import Clock
 from bot.errors import FieldProblem, InvoiceNotPayable
@@ -131,6 +132,12 @@ class ScheduledPayments:
     queue: Queue
     words: Words  # the DMs' payloads (blocks/scheduling.py)
     time_zone: str = "UTC"
+    # Payments at or above a profile's approval threshold (bot/approvals.py) are never
+    # scheduled past it: refused when scheduled, and not made if a threshold came since.
+    approvals: ApprovalService | None = None
+
+    async def _needs_approval(self, team_id: str, profile_id: str, amount: Money) -> bool:
+        return self.approvals is not None and (await self.approvals.rule(team_id, profile_id)).applies_to(amount)
 
     def today(self) -> dt.date:
         return self.clock.now().astimezone(ZoneInfo(self.time_zone)).date()
@@ -168,6 +175,11 @@ class ScheduledPayments:
         profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
             raise FieldProblem(METHOD_FIELD, "This billing profile has no saved payment methods any more.")
+        if await self._needs_approval(viewer.team_id, profile.id, amount):
+            await self._deny(viewer, invoice.id, "needs_approval")
+            raise ScheduleProblem("A payment of this amount needs an approver's approval, and approved payments "
+                                  "can't be scheduled yet: choose *Now* to ask for approval, or schedule a smaller "
+                                  "amount. Nothing was scheduled or charged.")
         if any(j.payload.get("invoice_id") == invoice.id for j in await self._upcoming(viewer.team_id)):
             await self._deny(viewer, invoice.id, "already_scheduled")
             raise ScheduleProblem(f"A payment of {invoice.number} is already scheduled: see `/invoices scheduled`.")
@@ -228,7 +240,7 @@ class ScheduledPayments:
         existing = await self.repo.get(p["payment_id"])
         if existing is not None:
             # A run that died after writing the payment: finish that very payment.
-            payment = await self.processor.advance(existing.id, driver="scheduler")
+            payment = await self.processor.advance(existing.id, via="scheduler")
             return JobResult.done(f"payment {payment.id}: {payment.status}", payment_id=payment.id)
         if ctx.late_by(job) > LATE_LIMIT:
             return await self._skip(job, scheduled, "late", "more than a day late: not charged, payer asked")
@@ -248,6 +260,8 @@ class ScheduledPayments:
         lowered = invoice.balance < amount
         if lowered:
             amount = invoice.balance
+        if await self._needs_approval(job.team_id or "", invoice.billing_profile_id, amount):
+            return await self._skip(job, scheduled, "approval", "needs approval since it was scheduled")
         saved = await self.stripe.saved_methods(p["stripe_customer_id"])
         method = next((m for m in saved.methods if m.id == p["method_id"]), None)
         if method is None or method.is_expired(ctx.now.date()):
@@ -275,7 +289,7 @@ class ScheduledPayments:
         await self.audit.record("scheduled_payment", "started", team_id=job.team_id, user_id=p["user_id"],
                                 invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                 payment_id=payment.id, amount=amount.api_string(), lowered=lowered)
-        result = await self.processor.advance(payment.id, driver="scheduler")
+        result = await self.processor.advance(payment.id, via="scheduler")
         if result.status == PaymentStatus.FAILED:
             # The processor's DM says why; this one offers another method at once.
             await self.queue([self._dm(job, "declined", scheduled)])

@@ -36,6 +36,7 @@ EXPECTS: dict[str, str] = {
     "SUBMISSION_DEADLINE_SECONDS": "seconds a submission may take before the modal says where the payment stands "
                                    "and the reconciler takes over (a number from 1 to 600, e.g. 25)",
     "RECONCILE_INTERVAL_SECONDS": "seconds between two looks for payments left half-way (a number above 0, e.g. 30)",
+    "APPROVAL_TTL_HOURS": "hours an approval request waits for a decision before it expires (a number above 0, e.g. 72)",
     "DEFAULT_LOCALE": "the locale of channel notices, like en-US or de-DE",
     "DEFAULT_TIMEZONE": "the IANA time zone of digests and scheduled payments, like Europe/Berlin or "
                         "America/New_York (the billing API's profiles carry none)",
@@ -145,6 +146,8 @@ class Settings(DatabaseSettings):
     slack_channel_pace_seconds: float = 1.0
     # How often each server process looks for payments left half-way (docs/deploy.md).
     reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    # A payment waiting for an approver's yes expires after this long (docs/payments.md).
+    approval_ttl_hours: float = Field(default=72.0, gt=0)
 
     # One overall deadline for a submission (checks, charge, record): past it the modal
     # says where the payment stands, the reconciler takes over and the payer gets a DM.

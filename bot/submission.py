@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from bot.clock import Clock, SystemClock
 from bot.errors import FieldProblem
 from bot.payments import PayForm, PayLinks, PaymentService, Submission
-from bot.processor import OUTCOMES, S, PaymentProcessor, at_rest
+from bot.approvals import ApprovalCard, ApprovalService
+from bot.processor import APPROVAL_STATES, OUTCOMES, S, PaymentProcessor, at_rest
 from bot.summaries import PaymentSummary, payment_summary
 from storage.models import Payment, PaymentStatus
 from storage.payments import PaymentRepository
@@ -54,16 +55,20 @@ class SubmissionOutcome:
     timed_out: bool = False
     # False while an earlier copy's drive goes on (the outcome is where it stands now).
     at_rest: bool = True
+    # Above the approval threshold: the request (who was asked), nothing charged.
+    approval: ApprovalCard | None = None
 
 
 class SubmissionService:
     def __init__(self, payments: PaymentService, processor: PaymentProcessor, repo: PaymentRepository,
-                 links: PayLinks, *, deadline_seconds: float, clock: Clock | None = None) -> None:
+                 links: PayLinks, *, deadline_seconds: float, clock: Clock | None = None,
+                 approvals: ApprovalService | None = None) -> None:
         self._payments = payments
         self._processor = processor
         self._repo = repo
         self._links = links
         self._deadline = deadline_seconds
+        self._approvals = approvals  # above a profile's threshold the payment waits (bot/approvals.py)
         self._clock = clock or SystemClock()  # the app's one clock, as the repository's and processor's
 
     async def first_answer(self, submission: Submission) -> SubmissionOutcome | None:
@@ -137,6 +142,10 @@ class SubmissionService:
         return self._standing(payment)
 
     async def _outcome(self, submission: Submission, payment: Payment) -> SubmissionOutcome:
+        if S(payment.status) in APPROVAL_STATES and self._approvals is not None:
+            # Waits for an approver (bot/approvals.py): say who was asked; nothing was charged.
+            card = ApprovalCard.of(payment, await self._approvals.request(payment.id))
+            return SubmissionOutcome(payment=payment_summary(payment), approval=card)
         if payment.status == PaymentStatus.FAILED:
             # Declined (or never started): the form again, so another method can be chosen.
             return SubmissionOutcome(payment=payment_summary(payment), declined=True,

@@ -35,6 +35,7 @@ class PaymentSummary:
     stripe_payment_intent_id: str | None = None
     attention_step: str | None = None  # in needs_attention: the step that was refused
     locale: str | None = None
+    approved_by: str | None = None  # above an approval threshold: who said yes
 
 
 def payment_summary(payment: Payment) -> PaymentSummary:
@@ -42,6 +43,7 @@ def payment_summary(payment: Payment) -> PaymentSummary:
         id=payment.id, team_id=payment.team_id, user_id=payment.user_id, invoice_id=payment.invoice_id,
         invoice_number=payment.invoice_number, invoice_url=payment.invoice_url,
         billing_profile_id=payment.billing_profile_id, billing_profile_name=payment.billing_profile_name,
+        approved_by=payment.approved_by,
         amount_minor=payment.amount_minor, currency=payment.currency, method_label=payment.method_label,
         payment_method_id=payment.payment_method_id, status=PaymentStatus(payment.status),
         attempts=payment.attempts or 0, created_at=payment.created_at, failure_message=payment.failure_message,

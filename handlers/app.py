@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.approvals import ApprovalService
 from bot.billing import BillingClient
 from bot.cards import SavedCards
 from bot.clock import clock_from, today
@@ -52,7 +54,7 @@ from bot.reminders import DIGEST, ReminderService
 from bot.scheduled_payments import KIND as SCHEDULED_PAYMENT
 from bot.scheduled_payments import ScheduledPayments
 from bot.scheduler import Scheduler
-from handlers import actions, commands, events, failures, home, scheduling, views
+from handlers import actions, approvals as approval_listeners, commands, events, failures, home, scheduling, views
 from handlers.context import Background, install_viewer
 from handlers.errors import explain
 from handlers.scheduling import PayLater, TimedCommands
@@ -60,6 +62,8 @@ from handlers.slack_io import (
     HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackPaymentEvents,
     SlackSender, WorkspaceClients,
 )
+from handlers.slack_approvals import ApprovalAwareEvents, SlackApprovalNotices
+from storage.approvals import ApprovalRepository
 from storage.audit import AuditLog
 from storage.slack_links import SlackLinkRepository
 from storage.db import create_engine, session_factory
@@ -98,6 +102,7 @@ class Invoicebot:
     background: Background
     home_refresher: HomeRefresher
     scheduler: Scheduler | None = None
+    approvals: ApprovalService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _slack: AsyncSlackRequestHandler | None = None
 
@@ -196,16 +201,27 @@ def build_app(settings: Settings) -> Invoicebot:
         router, client_for, on_settled=ListRefresher(lists, slack_links, slack.session), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,
         on_changed=lambda payment: home_refresher.request(payment.team_id, payment.user_id), links=slack_links)
-    processor = PaymentProcessor(payments_repo, stripe, billing, payment_events, clock=clock)
+    approval_repo = ApprovalRepository(sessions)
+    # An approved payment's outcome also updates every approver's message and names them.
+    processor = PaymentProcessor(payments_repo, stripe, billing, ApprovalAwareEvents(payment_events, approval_repo),
+                                 clock=clock)
+    approvals = ApprovalService(approval_repo, payments_repo, identity, invoices, billing, stripe, processor,
+                                audit, SlackApprovalNotices(router), clock,
+                                ttl=dt.timedelta(hours=settings.approval_ttl_hours))
+    approvals.on_queued.append(outbox.wake)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
-                              processor, clock=clock)
+                              processor, clock=clock, approvals=approvals)
     submissions = SubmissionService(payments, processor, payments_repo, links,
-                                    deadline_seconds=settings.submission_deadline_seconds, clock=clock)
+                                    deadline_seconds=settings.submission_deadline_seconds, clock=clock,
+                                    approvals=approvals)
     cards = SavedCards(pay_sessions, payments,
                        SlackCardNotices(payments_repo, client_for, clock, outbox.wake, slack_links))
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor, clock=clock)
+    # Expiry of approval requests runs in the reconciler's loop for now (one function, on the
+    # injected clock, so a scheduler can take it over).
+    reconciler.periodic.append(lambda: approvals.expire_due(clock.now()))
     background = Background()
 
     # Timed work: the one scheduler and its kinds of jobs (approval expiry: one more register()).
@@ -216,7 +232,8 @@ def build_app(settings: Settings) -> Invoicebot:
     scheduler = Scheduler(JobRepository(sessions), clock, lease_seconds=settings.scheduler_lease_seconds,
                           poll_seconds=settings.scheduler_poll_seconds)
     scheduled = ScheduledPayments(scheduler, payments, identity, invoices, billing, stripe, payments_repo, processor,
-                                  audit, clock, queue, scheduled_words, time_zone=settings.default_timezone)
+                                  audit, clock, queue, scheduled_words, time_zone=settings.default_timezone,
+                                  approvals=approvals)
     scheduler.register(SCHEDULED_PAYMENT, scheduled.run)
     invoices.scheduled_for = scheduled.scheduled_for_team
     reminders = ReminderService(ReminderRepository(sessions), scheduler, invoices, billing, router, audit, clock,
@@ -229,7 +246,8 @@ def build_app(settings: Settings) -> Invoicebot:
     bolt = _bolt_app(settings, slack, installations, engine)
     install_viewer(bolt, identity)
     commands.register(bolt, lists=lists, routing=routing, audit=audit,
-                      timed=TimedCommands(reminders, scheduled))
+                      timed=TimedCommands(reminders, scheduled), approvals=approvals)
+    approval_listeners.register(bolt, approvals=approvals, background=background)
     actions.register(bolt, payments=payments, lists=lists, audit=audit, clock=clock, slack_links=slack_links)
     views.register(bolt, submissions=submissions, background=background, clock=clock,
                    pay_later=PayLater(payments, scheduled))
@@ -243,7 +261,7 @@ def build_app(settings: Settings) -> Invoicebot:
     return Invoicebot(settings=settings, engine=engine, bolt=bolt, billing=billing, stripe=stripe, audit=audit,
                       payments_repo=payments_repo, payments=payments, processor=processor, webhooks=webhooks,
                       outbox=outbox, reconciler=reconciler, background=background, home_refresher=home_refresher,
-                      scheduler=scheduler)
+                      scheduler=scheduler, approvals=approvals)
 
 
 def _bolt_app(settings: Settings, slack: AsyncWebClient, installations: AsyncSQLAlchemyInstallationStore | None,

@@ -9,7 +9,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from blocks.invoices import Message, help_message, notice_message
 from blocks.routes import routes_message
 from bot.invoices import ListQuery, QueryKind
+from bot.approvals import ApprovalService
 from bot.routing import RoutingService
+from handlers import approvals as approval_listeners
 from handlers.context import Refusal, ViewerLookup, after_ack, viewer_of
 from handlers.requests import CommandRequest
 from handlers.scheduling import SUBCOMMANDS, TimedCommands
@@ -18,7 +20,7 @@ from storage.audit import AuditLog
 
 
 def register(app: AsyncApp, *, lists: ListRenderer, routing: RoutingService, audit: AuditLog,
-             timed: TimedCommands | None = None) -> None:
+             timed: TimedCommands | None = None, approvals: ApprovalService | None = None) -> None:
     @app.command("/invoices")
     async def list_invoices(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
                             context: dict[str, Any]) -> None:
@@ -34,6 +36,13 @@ def register(app: AsyncApp, *, lists: ListRenderer, routing: RoutingService, aud
         if words and words[0].lower() in SUBCOMMANDS and timed is not None:  # handlers/scheduling.py
             await ack()
             message = await timed.command(request, viewer)
+            await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
+            return
+        if words and words[0].lower() in ("approvals", "approvers") and approvals is not None:
+            await ack()
+            rest = request.text.strip().split(maxsplit=1)
+            message = await approval_listeners.command(approvals, viewer, words[0].lower(),
+                                                       rest[1] if len(rest) > 1 else "")
             await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
             return
         query = ListQuery.parse(request.text)

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.billing import BillingError
-from bot.errors import FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, PaymentAlreadyInProgress
+from bot.errors import (
+    ApprovalProblem, FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, NoApproverAvailable,
+    PaymentAlreadyInProgress,
+)
 from bot.identity import AccessDenied, AccessProblem
 from bot.links import LinkInvalid
 from bot.money import MoneyError
@@ -58,7 +61,8 @@ _ACCESS = {
         "no invoices to show. " + ASK_ADMIN),
     AccessProblem.NOT_ADMIN: Explanation(
         "Only billing-profile admins can do that",
-        "Choosing where payment notifications go needs the *Billing Profile Admin* permission. " + ASK_ADMIN),
+        "Choosing where payment notifications go, and setting approval rules, needs the *Billing Profile Admin* "
+        "permission. " + ASK_ADMIN),
     AccessProblem.PROFILE_NOT_ALLOWED: Explanation(
         "You can't pay this invoice",
         "This invoice belongs to a billing profile you don't have access to. Nothing was charged. " + ASK_ADMIN),
@@ -76,6 +80,11 @@ def _not_payable(exc: InvoiceNotPayable) -> Explanation:
 
 
 def _in_progress(exc: PaymentAlreadyInProgress) -> Explanation:
+    if exc.awaiting_approval:
+        by = f" by <@{exc.started_by}>" if exc.started_by else ""
+        return Explanation("Waiting for approval",
+                           f"A payment of this invoice requested{by} is waiting for approval, and it holds the "
+                           "invoice until it is approved, rejected, withdrawn or expires. Nothing was charged.")
     who = f" (started by <@{exc.started_by}>)" if exc.started_by else ""
     return Explanation("Payment already in progress",
                        f"A payment for this invoice is already in progress{who}. Nothing more was charged. "
@@ -125,6 +134,11 @@ WORDS: dict[type[BaseException], Entry] = {
     LinkInvalid: Entry(Explanation(
         "Link not valid", "This link is not valid any more. Press *Pay Now* in Slack again.")),
     BadPayload: Entry(GENERIC),
+    ApprovalProblem: Entry(lambda exc: Explanation("Approval rule not changed", str(exc))),
+    NoApproverAvailable: Entry(Explanation(
+        "This payment needs approval", "Payments of this amount need another person's approval, and nobody else "
+        "is named to give it. Nothing was charged. Ask a billing-profile admin to name approvers with "
+        "`/invoices approvers`.")),
 }
 
 

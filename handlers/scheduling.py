@@ -22,7 +22,7 @@ from bot.clock import Clock, today
 from bot.errors import FieldProblem
 from bot.payments import PaymentService
 from bot.reminders import ReminderCommand, ReminderService
-from bot.scheduled_payments import DATE_FIELD, WHEN_FIELD, ScheduledPayments
+from bot.scheduled_payments import DATE_FIELD, WHEN_FIELD, ScheduledPayments, ScheduleProblem
 from handlers.actions import _open_loading
 from handlers.context import Refusal, ViewerLookup, after_ack
 from handlers.requests import ActionRequest, CommandRequest, SubmitRequest
@@ -111,6 +111,8 @@ class PayLater:
             if isinstance(refusal.error, FieldProblem):
                 return message_view("Payment not scheduled", f"{refusal.error.message} Nothing was scheduled or "
                                                              "charged.")
+            if isinstance(refusal.error, ScheduleProblem):
+                return message_view("Payment not scheduled", refusal.text)
             return message_view(refusal.title, refusal.text)
 
         view = await after_ack(confirmed(), refused=refused)

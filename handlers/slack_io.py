@@ -110,9 +110,19 @@ class SlackSender:
             # Uninstalled (or never installed): no token will come by waiting.
             return Undeliverable(NOT_INSTALLED)
         payload = digest(payloads)
+        where: tuple[str, str] | None = None
         try:
-            await client.chat_postMessage(channel=channel, text=payload.get("text", ""), blocks=payload.get("blocks"),
-                                          unfurl_links=False, unfurl_media=False)
+            if payload.get("update_at"):
+                # An earlier message updated in place (the worker found its channel and ts).
+                at_channel, ts = payload["update_at"]
+                await client.chat_update(channel=at_channel, ts=ts, text=payload.get("text", ""),
+                                         blocks=payload.get("blocks"))
+            else:
+                response = await client.chat_postMessage(channel=channel, text=payload.get("text", ""),
+                                                         blocks=payload.get("blocks"), unfurl_links=False,
+                                                         unfurl_media=False)
+                if payload.get("alone") and response.get("channel") and response.get("ts"):
+                    where = (str(response["channel"]), str(response["ts"]))
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error") or status)
@@ -127,7 +137,7 @@ class SlackSender:
             return Undeliverable(error)
         except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return RetryLater(type(exc).__name__)
-        return Delivered()
+        return Delivered(where)
 
     def rerouted(self, payload: dict[str, Any], channel: str, error: str) -> dict[str, Any]:
         note = (f"_(Meant for <#{channel}>, where I can't post ({error}): invite me there, "

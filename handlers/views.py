@@ -21,6 +21,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from blocks.approvals import awaiting_view
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
 from bot.clock import Clock, today
 from bot.errors import FieldProblem
@@ -81,6 +82,8 @@ def outcome_view(outcome: SubmissionOutcome, request: SubmitRequest, *, today: d
     payment = outcome.payment
     if payment is None:  # pragma: no cover - an outcome is one of the three
         return message_view(*WORKING)
+    if outcome.approval is not None:
+        return awaiting_view(outcome.approval, callback_id=CALLBACK_ID)
     if outcome.declined:
         return _form(outcome, request, decline_notice(payment), method_id=payment.payment_method_id, today=today)
     return payment_view(payment, authenticate_url=outcome.authenticate_url)

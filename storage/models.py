@@ -59,6 +59,13 @@ class PaymentStatus(enum.StrEnum):
     # again or refunds it (`invoicebot payments resolve`). Holds the invoice's slot meanwhile.
     NEEDS_ATTENTION = "needs_attention"
     REFUNDED = "refunded"          # charged, never recorded, given back by an operator
+    # Approvals (bot/approvals.py): above a profile's threshold a payment waits for another
+    # person's yes before anything is charged. The decision and the charge are separate steps.
+    AWAITING_APPROVAL = "awaiting_approval"  # nothing charged; holds the invoice's slot
+    APPROVED = "approved"          # an approver said yes; the charge (from `approved`) follows
+    REJECTED = "rejected"          # an approver said no (with a reason); nothing charged
+    EXPIRED = "expired"            # nobody decided within APPROVAL_TTL_HOURS; nothing charged
+    WITHDRAWN = "withdrawn"        # the requester took it back; nothing charged
 
 
 # At most one of these per invoice at a time (a partial unique index enforces it).
@@ -69,6 +76,8 @@ IN_FLIGHT = (
     PaymentStatus.DEBITING,
     PaymentStatus.REQUIRES_ACTION,
     PaymentStatus.NEEDS_ATTENTION,
+    PaymentStatus.AWAITING_APPROVAL,
+    PaymentStatus.APPROVED,
 )
 _IN_FLIGHT_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in IN_FLIGHT))
 
@@ -115,6 +124,8 @@ class Payment(Base):
     # The vendor's card fee for this amount (ISO minor units), billed separately; shown on
     # the receipt and the notice. None: no fee (bank debits, profiles without one).
     card_fee_minor: Mapped[int | None] = mapped_column(BigInteger)
+    # The Slack user who approved it (payments above a profile's approval threshold).
+    approved_by: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index(
@@ -196,6 +207,10 @@ class OutboxMessage(Base):
     # The message waits, with `last_error`, until an operator sends it again
     # (`invoicebot outbox retry`); it no longer holds back its channel's later messages.
     failed_at: Mapped[dt.datetime | None] = mapped_column()
+    # Where Slack put it (chat.postMessage's channel and ts), so a later message can update
+    # it in place: the payload's `update_of` names the dedupe key of the message to update.
+    posted_channel: Mapped[str | None] = mapped_column(String(32))
+    posted_ts: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
 
@@ -289,3 +304,37 @@ class ReminderSetting(Base):
     time_zone: Mapped[str] = mapped_column(String(64))  # an IANA name, e.g. Europe/Berlin
     set_by: Mapped[str] = mapped_column(String(32))
     set_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+class ApprovalPolicy(Base):
+    """A billing profile's approval rule in one workspace, set by its admins: payments of
+    `threshold_minor` or more (ISO minor units of `currency`) need an approver's yes."""
+
+    __tablename__ = "approval_policies"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    billing_profile_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    threshold_minor: Mapped[int | None] = mapped_column(BigInteger)  # None: no approval needed
+    currency: Mapped[str | None] = mapped_column(String(3))
+    approvers: Mapped[list[str]] = mapped_column(JSON, default=list)  # Slack user ids
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class ApprovalRequest(Base):
+    """One payment's request for approval, under the rule it was made with (a policy
+    changed later does not touch it). The payment's status says where it stands."""
+
+    __tablename__ = "approval_requests"
+
+    payment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+    team_id: Mapped[str] = mapped_column(String(32))
+    billing_profile_id: Mapped[str] = mapped_column(String(64))
+    requester_id: Mapped[str] = mapped_column(String(32))
+    approvers: Mapped[list[str]] = mapped_column(JSON, default=list)  # as the rule named them then
+    threshold_minor: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_approval_requests_expires", "expires_at"),)

@@ -99,14 +99,18 @@ class OutboxRepository:
             )
             return await session.get_one(OutboxMessage, message_id) if result.rowcount == 1 else None
 
-    async def delivered(self, messages: list[OutboxMessage], *, pace: dt.timedelta = dt.timedelta(0)) -> None:
-        """Mark one channel's batch delivered, and hold that channel's next message back by the pace."""
+    async def delivered(self, messages: list[OutboxMessage], *, pace: dt.timedelta = dt.timedelta(0),
+                        posted: tuple[str, str] | None = None) -> None:
+        """Mark one channel's batch delivered, and hold that channel's next message back by the pace.
+        `posted`: Slack's (channel, ts) of a message sent alone, so it can be updated later."""
         now = self._now()
         message = messages[0]
+        where_posted = ({"posted_channel": posted[0], "posted_ts": posted[1]}
+                        if posted is not None and len(messages) == 1 else {})
         async with self._sessions.begin() as session:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in messages]))
-                .values(delivered_at=now, locked_until=None, last_error=None)
+                .values(delivered_at=now, locked_until=None, last_error=None, **where_posted)
             )
             if pace:
                 await session.execute(
@@ -154,6 +158,16 @@ class OutboxRepository:
                     .values(failed_at=None, attempts=0, next_attempt_at=self._now(), locked_until=None)
                 )
         return ids
+
+    async def posted(self, dedupe_key: str) -> tuple[str, str] | None:
+        """Where Slack put the message with this dedupe key: (channel, ts), once delivered."""
+        async with self._sessions() as session:
+            row = (await session.execute(
+                select(OutboxMessage.posted_channel, OutboxMessage.posted_ts)
+                .where(OutboxMessage.dedupe_key == dedupe_key))).first()
+        if row is None or not row[0] or not row[1]:
+            return None
+        return row[0], row[1]
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         async with self._sessions() as session:

@@ -41,14 +41,16 @@ class PaymentRepository:
         self._now = now
 
     async def create(self, payment: Payment, *, submission_key: str | None = None, view_id: str | None = None,
-                     pay_session_id: str | None = None) -> Payment:
+                     pay_session_id: str | None = None, also: Sequence[Any] = ()) -> Payment:
         """Write a new payment and, in the same transaction, its Slack link (whose unique
-        `submission_key` refuses a second payment for the same submission)."""
+        `submission_key` refuses a second payment for the same submission) and `also`: rows
+        written with it (its approval request)."""
         now = self._now()
         payment.created_at = payment.created_at or now
         payment.updated_at = payment.updated_at or now
         async with self._sessions.begin() as session:
             session.add(payment)
+            session.add_all(also)
             try:
                 await session.flush()
                 if submission_key is not None:
@@ -137,7 +139,8 @@ class PaymentRepository:
             )
 
     async def unfinished(self, *, older_than: dt.timedelta, statuses: Sequence[PaymentStatus] = (
-            PaymentStatus.CREATED, PaymentStatus.CONFIRMING, PaymentStatus.CHARGED, PaymentStatus.DEBITING),
+            PaymentStatus.CREATED, PaymentStatus.CONFIRMING, PaymentStatus.CHARGED, PaymentStatus.DEBITING,
+            PaymentStatus.APPROVED),
             force: bool = False, limit: int = 100) -> list[Payment]:
         """Payments left in an intermediate state and due a look: their retry time has come,
         or (never retried) they have not moved for `older_than`. `force` ignores both."""

@@ -296,3 +296,18 @@ async def test_two_servers_on_postgresql_run_100_payments_due_the_same_minute_on
     finally:
         world.stack.move_clock(0)
         second.stop()
+
+
+async def test_a_payment_needing_approval_is_not_scheduled_past_it(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
+    payer = await world.person([profile])
+    invoice = await world.invoice(profile, "250.00", due_in_days=3)
+    reply = texts((await SlackUser(world.slack, admin.user_id).command(f"approvals {profile.id} 100"))["blocks"])
+    assert "100" in reply
+    done = await schedule(world, payer, invoice)
+    shown = texts(done["view"]["blocks"])
+    assert "Payment not scheduled" in shown and "approval" in shown
+    assert not [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "scheduled"
+                and j["key"].startswith(f"payment:{done['id']}:")]
+    assert await world.intents(profile.customer_id or "") == []

@@ -1,0 +1,125 @@
+"""Approvals in Slack: `/invoices approvals` and `/invoices approvers`, the approver's
+Approve / Reject buttons (and the reason modal), the requester's Withdraw button.
+
+Every listener acks at once, then calls one service method; every check is made by the
+service on the server at the moment of the click, whatever the message showed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from blocks.approvals import (
+    APPROVE, REASON_BLOCK, REASON_FIELD, REJECT, REJECT_CALLBACK, WITHDRAW, awaiting_view, click_answer,
+    ended_view, reason_view, rules_message,
+)
+from blocks.invoices import Message, notice_message
+from blocks.pay_modal import CALLBACK_ID, message_view
+from bot.approvals import ApprovalCard, ApprovalService, Decision
+from handlers.context import Background, ViewerLookup, after_ack
+from handlers.errors import explanation_for
+from handlers.requests import ActionRequest, BadPayload, ViewSubmissionPayload
+
+log = logging.getLogger(__name__)
+
+
+async def command(approvals: ApprovalService, viewer: ViewerLookup, word: str, rest: str) -> Message:
+    """`/invoices approvals [<profile> <amount>|off]`, `/invoices approvers <profile> @a @b`."""
+
+    async def answered() -> Message:
+        changing = bool(rest.strip())
+        # Changing a rule checks the person's rights afresh; showing the rules may use the cache.
+        person = await viewer(fresh=changing)
+        if not changing:
+            return rules_message(await approvals.show(person), locale=person.locale)
+        if word == "approvers":
+            rule = await approvals.set_approvers(person, rest)
+            return rules_message([rule], title="Approvers changed", locale=person.locale)
+        rule = await approvals.set_threshold(person, rest)
+        return rules_message([rule], title="Approval rule changed", locale=person.locale)
+
+    return await after_ack(answered(), refused=lambda refusal: notice_message(refusal.title, refusal.text))
+
+
+def register(app: AsyncApp, *, approvals: ApprovalService, background: Background) -> None:
+    @app.action(APPROVE)
+    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        request = ActionRequest.parse(body)
+        try:
+            # Tracked: a stopping server finishes an approved charge rather than cutting it.
+            decision = await background.track(approvals.approve(request.team_id, request.user_id, request.value or ""))
+            text = click_answer(decision.refused, await _card(approvals, decision))
+        except Exception as exc:  # noqa: BLE001
+            text = explanation_for(exc).text
+        await _answer(respond, text)
+
+    @app.action(REJECT)
+    async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        await ack()
+        request = ActionRequest.parse(body)
+        try:
+            await client.views_open(trigger_id=request.trigger_id, view=reason_view(request.value or ""))
+        except SlackApiError as exc:
+            log.info("reject reason modal not opened: %s", exc.response.get("error"))
+            await _answer(respond, "The window for the reason couldn't open in time. Press *Reject* again.")
+
+    @app.view(REJECT_CALLBACK)
+    async def reject_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            payload = ViewSubmissionPayload.model_validate(body)
+            metadata = json.loads(payload.view.private_metadata or "{}")
+            payment_id = str(metadata.get("payment") or "") if isinstance(metadata, dict) else ""
+            field = payload.view.state.values.get(REASON_BLOCK, {}).get(REASON_FIELD)
+            reason = (field.value or "").strip() if field else ""
+        except (ValueError, BadPayload):
+            await ack(response_action="update", view=message_view("Can't read this form", "Nothing was done."))
+            return
+        if not reason:
+            await ack(response_action="errors", errors={REASON_BLOCK: "Say why, so the requester knows."})
+            return
+        team_id = payload.workspace_id or ""
+        try:
+            decision = await approvals.reject(team_id, payload.user.id, payment_id, reason)
+            text = click_answer(decision.refused, await _card(approvals, decision))
+        except Exception as exc:  # noqa: BLE001
+            text = explanation_for(exc).text
+        await ack(response_action="update", view=message_view("Payment request", text))
+
+    @app.action(WITHDRAW)
+    async def withdraw(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        request = ActionRequest.parse(body)
+        decision = await approvals.withdraw(request.team_id, request.user_id, request.value or "")
+        if not request.view_id:
+            return
+        card = await _card(approvals, decision)
+        if decision.refused is None and card is not None:
+            view = ended_view(card, "withdrawn", callback_id=CALLBACK_ID)
+        elif card is not None and card.status == "awaiting_approval" and decision.refused.value == "already_decided":
+            view = awaiting_view(card, callback_id=CALLBACK_ID)
+        else:
+            view = message_view("Payment request", click_answer(decision.refused, card))
+        try:
+            await client.views_update(view_id=request.view_id, view=view)
+        except SlackApiError as exc:
+            log.info("modal not updated after withdraw: %s", exc.response.get("error"))
+
+
+async def _card(approvals: ApprovalService, decision: Decision) -> ApprovalCard | None:
+    if decision.payment is None:
+        return None
+    return ApprovalCard.of(decision.payment, await approvals.request(decision.payment.id))
+
+
+async def _answer(respond: AsyncRespond, text: str) -> None:
+    """Every click gets words: an ephemeral reply to the person who clicked."""
+    try:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:  # noqa: BLE001 - the message itself is updated through the outbox anyway
+        log.info("click answer not delivered", exc_info=True)

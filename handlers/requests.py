@@ -117,8 +117,10 @@ class _BoltReads(_Shape):
     inputs: dict[str, Any] | None = None
     workflow_step: dict[str, Any] | None = None
     response_url: Url | None = None
-    # Bolt takes len() of it when the key is present: a list, or left out (never null).
-    response_urls: list[_ResponseUrl] = []
+    # Bolt takes len() of it when the key is present: a list, or left out (never null). At most
+    # one: with two, Bolt logs through a context that has no logger yet and raises (slack_bolt
+    # request/async_internals.py); our modals ask for no response_url, so two are not ours.
+    response_urls: list[_ResponseUrl] = Field(default=[], max_length=1)
     trigger_id: Name | None = None
 
 

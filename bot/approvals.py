@@ -343,6 +343,12 @@ class ApprovalService:
         if payment.status != S.AWAITING_APPROVAL:
             return await self._refuse(team_id, user_id, payment, Refusal.ALREADY_DECIDED, action,
                                       status=payment.status)
+        if _as_utc(request.expires_at) <= self._clock.now():
+            # Past its time though no sweep has expired it yet: it expires now, nothing is decided.
+            ended = await self._end(payment, request, S.EXPIRED, "expired", by=None, reason=None,
+                                    failure_message="Nobody approved it in time; the request expired.")
+            return await self._refuse(team_id, user_id, ended.payment or payment, Refusal.ALREADY_DECIDED, action,
+                                      status=S.EXPIRED.value)
         if user_id == request.requester_id:
             return await self._refuse(team_id, user_id, payment, Refusal.SELF_APPROVAL, action)
         if user_id not in request.approvers:
@@ -466,3 +472,8 @@ def _copy_request(request: ApprovalRequest, **fields: object) -> ApprovalRequest
     for key, value in fields.items():
         setattr(clone, key, value)
     return clone
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC time (SQLite gives it back without its zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

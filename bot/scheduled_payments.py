@@ -227,6 +227,11 @@ class ScheduledPayments:
                                         invoice_id=scheduled.invoice_id, reason="not_scheduler_or_admin")
                 raise ScheduleProblem("Only the person who scheduled this payment, or an admin of its billing "
                                       "profile, can cancel it.")
+        if await self.repo.get(str(job.payload.get("payment_id") or "")) is not None:
+            # It ran and made its payment, then its job was put back for a retry: the money may
+            # be moving, so it is not cancelled here and nobody is told "nothing was charged".
+            raise ScheduleProblem("This payment has already started; it can't be cancelled here. Its result "
+                                  "comes by direct message and in the billing channel.")
         if not await self.scheduler.cancel(key, by=user_id, reason="cancelled by a person"):
             raise ScheduleProblem("That payment is not waiting any more: it has run, is running, or was "
                                   "cancelled already. `/invoices` shows where the invoice stands.")

@@ -27,6 +27,11 @@ from handlers.requests import ActionRequest, BadPayload, ViewSubmissionPayload
 
 log = logging.getLogger(__name__)
 
+# After Approve, the charge may have started before something failed: say what is known.
+UNSURE_AFTER_APPROVE = (":warning: Something went wrong after your click, and we can't tell yet whether the "
+                        "payment was approved and charged. This request's message and the billing channel "
+                        "will show the outcome; clicking again is safe.")
+
 
 async def command(approvals: ApprovalService, viewer: ViewerLookup, word: str, rest: str) -> Message:
     """`/invoices approvals [<profile> <amount>|off]`, `/invoices approvers <profile> @a @b`."""
@@ -56,7 +61,8 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
             decision = await background.track(approvals.approve(request.team_id, request.user_id, request.value or ""))
             text = click_answer(decision.refused, await _card(approvals, decision))
         except Exception as exc:  # noqa: BLE001
-            text = explanation_for(exc).text
+            explanation_for(exc)  # logged; its words ("nothing was charged") may not hold here
+            text = UNSURE_AFTER_APPROVE
         await _answer(respond, text)
 
     @app.action(REJECT)

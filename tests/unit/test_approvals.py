@@ -160,3 +160,34 @@ async def test_a_request_dm_is_sent_alone_and_its_updates_edit_it_in_place(
     assert set(edited) == {"DUA", "DUB"}
     assert edited["DUA"]["ts"] == (await repo.posted(ask_key("pay_1", "UA")))[1]
     assert "Approved by <@UB>" in str(edited["DUA"]["blocks"])
+
+
+class _NoNotices:
+    async def decided(self, *_args: Any) -> list[OutboxMessage]:
+        return []
+
+
+async def test_a_request_past_its_time_is_never_approved_even_before_a_sweep_expires_it(tmp_path: Path) -> None:
+    from bot.approvals import ApprovalService
+    from storage.approvals import ApprovalRepository
+    from storage.audit import AuditLog
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    engine = create_engine(f"sqlite:///{tmp_path / 'expiry.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = session_factory(engine)
+    payments = PaymentRepository(sessions, now=clock.now)
+    await payments.create(_payment(), submission_key="V1:h1",
+                          also=[_request(expires_at=clock.now() + dt.timedelta(hours=72))])
+    # Nothing past the time check is reachable: identity, billing, Stripe and the processor are absent.
+    service = ApprovalService(ApprovalRepository(sessions), payments, None, None, None, None, None,  # type: ignore[arg-type]
+                              AuditLog(sessions), _NoNotices(), clock, ttl=dt.timedelta(hours=72))  # type: ignore[arg-type]
+    clock.move(hours=72, seconds=1)  # past its time; the reconciler's sweep has not run
+
+    decision = await service.approve("T1", "UA", "pay_1")
+    assert decision.refused is Refusal.ALREADY_DECIDED
+    stored = await payments.get("pay_1")
+    assert stored is not None and stored.status == PaymentStatus.EXPIRED.value
+    await engine.dispose()

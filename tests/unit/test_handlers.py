@@ -447,3 +447,22 @@ async def test_the_error_handler_never_gives_a_500() -> None:
     answer = await app.listeners["listener_failed"](error=RuntimeError("boom"), request=Request(), response=Response())
     assert answer.status == 200 and json.loads(answer.body)["text"] == failures.SOMETHING_WENT_WRONG
     assert await app.listeners["listener_failed"](error=RuntimeError("boom"), request=Request(), response=None) is None
+
+
+# -- approvals ---------------------------------------------------------------------------------
+async def test_an_approve_click_that_fails_midway_never_says_nothing_was_charged() -> None:
+    from blocks.approvals import APPROVE
+    from handlers import approvals as approval_listeners
+
+    class FailingApprovals:
+        async def approve(self, *_: Any) -> Any:
+            raise RuntimeError("the database went away after the charge started")
+
+    app = FakeApp()
+    approval_listeners.register(app, approvals=FailingApprovals(), background=Background())  # type: ignore[arg-type]
+    ack, respond = FakeAck(), FakeRespond()
+    await app.listeners["approve"](ack=ack, body=block_actions(APPROVE, "pay_1"), respond=respond)
+    assert ack.calls == [{}]
+    said = respond.messages[-1]["text"]
+    assert "can't tell yet whether" in said and "othing was charged" not in said, said
+    assert "database" not in said  # no details of the failure

@@ -63,3 +63,39 @@ def test_the_payer_is_told_in_their_locale_with_cancel_or_pay_now() -> None:
         assert pay["text"]["text"] == "Pay Now" and json.loads(pay["value"]) == {"invoice": "inv_1"}
     paid = scheduled_words("paid", scheduled(), {})
     assert "nothing was charged" in paid["text"] and not [b for b in paid["blocks"] if b["type"] == "actions"]
+
+
+async def test_a_scheduled_payment_whose_charge_started_is_not_cancelled_as_if_nothing_was_charged() -> None:
+    """Its job ran, made its payment, failed after, and was put back for a retry: Cancel must
+    refuse (the money may be moving) rather than say "nothing was charged"."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from bot.scheduled_payments import KIND, ScheduledPayments, ScheduleProblem
+    from storage.models import Job
+
+    job = Job(key="sched:1", kind=KIND, team_id="T1", due_at=dt.datetime(2026, 12, 3, 8, tzinfo=dt.UTC), payload={
+        "payment_id": "pay_sched_1", "user_id": "U1", "invoice_id": "in_1", "invoice_number": "INV-1",
+        "billing_profile_id": "bp_1", "billing_profile_name": "Acme", "amount_minor": 10000, "currency": "EUR",
+        "method_label": "Visa •••• 4242", "pay_on": "2026-12-03", "time_zone": "UTC"})
+    cancelled: list[str] = []
+
+    async def by_key(key: str) -> Job | None:
+        return job if key == job.key else None
+
+    async def cancel(key: str, **_: object) -> bool:
+        cancelled.append(key)
+        return True
+
+    async def get(payment_id: str) -> object | None:
+        return object() if payment_id == "pay_sched_1" else None  # the payment row exists
+
+    async def queue(_messages: list[object]) -> None:
+        raise AssertionError("nobody is told anything was cancelled")
+
+    scheduler = SimpleNamespace(jobs=SimpleNamespace(by_key=by_key), cancel=cancel)
+    service = ScheduledPayments(scheduler, None, None, None, None, None, SimpleNamespace(get=get),  # type: ignore[arg-type]
+                                None, None, None, queue, None)  # type: ignore[arg-type]
+    with pytest.raises(ScheduleProblem) as refused:
+        await service.cancel("T1", "U1", "sched:1")
+    assert "already started" in str(refused.value) and cancelled == []

@@ -217,12 +217,22 @@ class ReminderService:
         await self._schedule_next(setting, after=self.clock.now(), by=by)
 
     async def _schedule_next(self, setting: ReminderSetting, *, after: dt.datetime, by: str | None = None) -> None:
-        at = next_occurrence(setting, after)
-        if at is None:
-            return
-        await self.scheduler.schedule(
-            DIGEST, digest_key(setting.team_id, setting.billing_profile_id, at, setting.time_zone), at,
-            {"billing_profile_id": setting.billing_profile_id}, team_id=setting.team_id, by=by)
+        # A digest's key is its local day, so a day's key may be taken already: by a digest
+        # cancelled before it ran (turned off, or its time changed: scheduled again), or by
+        # one that ran today (then the next one is the one after it). Never a dead series.
+        for _ in range(3):
+            at = next_occurrence(setting, after)
+            if at is None:
+                return
+            key = digest_key(setting.team_id, setting.billing_profile_id, at, setting.time_zone)
+            job = await self.scheduler.schedule(DIGEST, key, at, {"billing_profile_id": setting.billing_profile_id},
+                                                team_id=setting.team_id, by=by)
+            if job.status in (JobStatus.SCHEDULED, JobStatus.RUNNING):
+                return
+            if job.status == JobStatus.CANCELED and await self.scheduler.jobs.revive(key, at, by=by):
+                self.scheduler.wake()
+                return
+            after = max(after, at)
 
     async def _row(self, team_id: str, pid: str) -> ReminderRow:
         profile = await self.invoices.profile(pid)

@@ -90,6 +90,21 @@ class JobRepository:
             session.add(_audit(job, "canceled", by=by, reason=reason))
             return True
 
+    async def revive(self, key: str, due_at: dt.datetime, *, by: str | None = None) -> bool:
+        """Schedule again a job that was cancelled before it ran (e.g. a digest turned off and
+        on again for the same day); False when it is not a cancelled job."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Job).where(Job.key == key, Job.status == J.CANCELED)
+                .values(status=J.SCHEDULED, due_at=due_at, attempts=0, finished_at=None, note=None,
+                        locked_until=None, locked_by=None))
+            if result.rowcount != 1:
+                return False
+            job = await session.scalar(select(Job).where(Job.key == key))
+            assert job is not None
+            session.add(_audit(job, "scheduled", **({"by": by} if by else {}), revived="true"))
+            return True
+
     async def claim_due(self, now: dt.datetime, *, worker: str, lease: dt.timedelta, limit: int) -> list[Job]:
         """Take up to `limit` due jobs (oldest due first) for `worker`, each until now + lease."""
         if limit <= 0:

@@ -98,3 +98,22 @@ async def test_only_billing_profile_admins_set_reminders(world: World) -> None:
     assert not [j for j in jobs(world.stack) if profile.id in j["key"]]
     shown = texts((await user.command("reminders"))["blocks"])
     assert profile.name in shown and "off" in shown
+
+
+async def test_turning_reminders_off_and_on_again_or_moving_the_time_keeps_a_digest_coming(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
+    user = SlackUser(world.slack, admin.user_id)
+
+    assert "Reminders set" in texts((await user.command(f"reminders {profile.name} daily 09:00"))["blocks"])
+    first = await wait_job(world.stack, f":{profile.id}:", {"scheduled"})
+    await user.command(f"reminders {profile.name} off")
+    await wait_job(world.stack, first["key"], {"canceled"})
+    # On again for the same day: the same day's digest is scheduled again, not left cancelled.
+    assert "Reminders set" in texts((await user.command(f"reminders {profile.name} daily 09:00"))["blocks"])
+    again = await wait_job(world.stack, first["key"], {"scheduled"})
+    assert again["due_at"].endswith("09:00:00")
+    # A new time the same day: that day's digest at the new time.
+    await user.command(f"reminders {profile.name} daily 10:30")
+    moved = await wait_job(world.stack, f":{profile.id}:", {"scheduled"})
+    assert moved["due_at"].endswith("10:30:00"), moved

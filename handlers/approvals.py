@@ -76,7 +76,7 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
             await _answer(respond, "The window for the reason couldn't open in time. Press *Reject* again.")
 
     @app.view(REJECT_CALLBACK)
-    async def reject_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def reject_reason(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         try:
             payload = ViewSubmissionPayload.model_validate(body)
             metadata = json.loads(payload.view.private_metadata or "{}")
@@ -89,13 +89,19 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         if not reason:
             await ack(response_action="errors", errors={REASON_BLOCK: "Say why, so the requester knows."})
             return
+        # Slack's answer first: the checks re-read the person's access from the billing API,
+        # which may be slow; the modal is then updated with the outcome.
+        await ack(response_action="update", view=message_view("Rejecting", ":hourglass_flowing_sand: Rejecting…"))
         team_id = payload.workspace_id or ""
         try:
             decision = await approvals.reject(team_id, payload.user.id, payment_id, reason)
             text = click_answer(decision.refused, await _card(approvals, decision))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a rejection never charges: the generic words hold
             text = explanation_for(exc).text
-        await ack(response_action="update", view=message_view("Payment request", text))
+        try:
+            await client.views_update(view_id=payload.view.id, view=message_view("Payment request", text))
+        except SlackApiError as exc:  # closed meanwhile: the DM updates say the outcome anyway
+            log.info("reject outcome not shown in the modal: %s", exc.response.get("error"))
 
     @app.action(WITHDRAW)
     async def withdraw(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -466,3 +466,25 @@ async def test_an_approve_click_that_fails_midway_never_says_nothing_was_charged
     said = respond.messages[-1]["text"]
     assert "can't tell yet whether" in said and "othing was charged" not in said, said
     assert "database" not in said  # no details of the failure
+
+
+async def test_a_rejection_reason_is_answered_before_the_checks_that_may_be_slow() -> None:
+    from blocks.approvals import REASON_BLOCK, REASON_FIELD, REJECT_CALLBACK
+    from bot.approvals import Decision
+    from handlers import approvals as approval_listeners
+
+    ack, client = FakeAck(), FakeClient()
+
+    class SlowApprovals:
+        async def reject(self, *_: Any) -> Decision:
+            assert ack.calls, "Slack must have its answer before the billing API is asked"
+            return Decision(None)
+
+    app = FakeApp()
+    approval_listeners.register(app, approvals=SlowApprovals(), background=Background())  # type: ignore[arg-type]
+    body = submission(REJECT_CALLBACK, {REASON_BLOCK: {REASON_FIELD: {"type": "plain_text_input",
+                                                                      "value": "Wrong cost centre"}}},
+                      private_metadata=json.dumps({"payment": "pay_1"}))
+    await app.listeners["reject_reason"](ack=ack, body=body, client=client)
+    assert ack.calls[0]["response_action"] == "update"
+    assert [name for name, _ in client.calls] == ["views.update"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -172,6 +172,7 @@ class BillingClient:
         timeout: float = 10.0,
         backoff: Backoff = BILLING_CALL,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -181,6 +182,9 @@ class BillingClient:
             transport=transport,
         )
         self._backoff = backoff
+        # The wait between tries is injected so tests count waits without patching
+        # asyncio.sleep for every task on the loop.
+        self._sleep = sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -206,7 +210,7 @@ class BillingClient:
                 # The server's Retry-After when it sends one (never sooner), else the curve.
                 delay = retry_after(response.headers.get("Retry-After"), cap=30.0) or \
                     self._backoff.delay(attempt).total_seconds()
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     async def get_access(self, email: str) -> Access:
         return Access.model_validate(await self._request("GET", "/v1/access", params={"email": email}))

@@ -9,7 +9,6 @@ import pytest
 
 import httpx
 
-from bot import billing
 from bot.billing import BillingClient, BillingError
 from bot.retry import BILLING_CALL, PAYMENT_RETRY, SLACK_DELIVERY, Backoff, retry_after
 
@@ -82,7 +81,8 @@ def test_retry_after_reads_delta_seconds_and_nothing_else(header: object, second
     assert retry_after(header, cap=30.0) == seconds_
 
 
-def _billing(answers: list[httpx.Response | Exception]) -> tuple[BillingClient, list[httpx.Request]]:
+def _billing(answers: list[httpx.Response | Exception],
+             waits: list[float]) -> tuple[BillingClient, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -92,18 +92,16 @@ def _billing(answers: list[httpx.Response | Exception]) -> tuple[BillingClient, 
             raise next_answer
         return next_answer
 
-    return BillingClient("http://billing.invalid", "token", transport=httpx.MockTransport(answer)), seen
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = BillingClient("http://billing.invalid", "token", transport=httpx.MockTransport(answer), sleep=sleep)
+    return client, seen
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(billing.asyncio, "sleep", sleep)
-    return slept
+def waits() -> list[float]:
+    return []
 
 
 ACCESS = {"email": "f@example.com", "billing_profile_ids": [], "permissions": []}
@@ -111,7 +109,7 @@ ACCESS = {"email": "f@example.com", "billing_profile_ids": [], "permissions": []
 
 async def test_the_billing_client_retries_on_the_one_curve_and_honours_retry_after(waits: list[float]) -> None:
     client, seen = _billing([httpx.Response(503), httpx.ConnectError("down"),
-                             httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json=ACCESS)])
+                             httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json=ACCESS)], waits)
     try:
         access = await client.get_access("f@example.com")
     finally:
@@ -122,7 +120,7 @@ async def test_the_billing_client_retries_on_the_one_curve_and_honours_retry_aft
 
 
 async def test_the_billing_client_gives_up_after_the_curve_s_last_try(waits: list[float]) -> None:
-    client, seen = _billing([httpx.Response(503)] * 5)
+    client, seen = _billing([httpx.Response(503)] * 5, waits)
     try:
         with pytest.raises(BillingError) as raised:
             await client.get_access("f@example.com")

@@ -508,14 +508,16 @@ async def test_state_machine(row: Row) -> None:
     await _run(row)
 
 
-async def test_the_whole_table_runs_in_under_five_seconds() -> None:
-    # CPU time of this process (the database's worker thread included), so that the five
-    # engineers and CI jobs sharing a machine do not decide it; about 3 s idle, either way.
+async def test_each_row_of_the_table_costs_well_under_a_tenth_of_a_second() -> None:
+    # CPU time of this process (the database's worker thread included), so that the engineers
+    # and CI jobs sharing a machine do not decide it. Each row builds a fresh database and runs
+    # its moves: about 70 ms of CPU a row on this 2-core machine, so the budget is per row and
+    # grows with the table instead of being outgrown by it.
     started, cpu = time.perf_counter(), time.process_time()
     for row in ROWS:
         await _run(row)
     elapsed, used = time.perf_counter() - started, time.process_time() - cpu
-    assert used < 5, f"{len(ROWS)} rows took {used:.2f} s of CPU ({elapsed:.2f} s on the clock)"
+    assert used < 0.1 * len(ROWS), f"{len(ROWS)} rows took {used:.2f} s of CPU ({elapsed:.2f} s on the clock)"
 
 
 async def test_resolving_twice_answers_the_second_time_that_nothing_is_left_to_do() -> None:

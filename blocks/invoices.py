@@ -108,7 +108,7 @@ def _row(row: InvoiceRow, index: int, today: dt.date, query: str, locale: str, *
         late = (today - invoice.due_on).days
         due = (f":warning: *Overdue* · was due {day(invoice.due_on, locale)}"
                + (f" ({late} days ago)" if late > 0 else ""))
-    partly = " · partly paid" if invoice.status == "partially_paid" else ""
+    partly = " · partly paid" if invoice.is_partly_paid else ""
     if scheduled:
         partly += " · :calendar: payment scheduled (`/invoices scheduled`)"
     text = (

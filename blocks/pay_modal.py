@@ -70,11 +70,21 @@ def _invoice_summary(invoice: Invoice, profile_name: str, today: dt.date, locale
         text=MarkdownTextObject(text=f"*{safe(invoice.number, 150)}* · {safe(profile_name, 200)}"),
         fields=[
             MarkdownTextObject(text=f"*Due*\n{due}"),
-            MarkdownTextObject(text=f"*Status*\n{invoice.status.replace('_', ' ').capitalize()}"),
+            MarkdownTextObject(text=f"*Status*\n{_status_words(invoice)}"),
             MarkdownTextObject(text=f"*Total*\n{invoice.total_money.format(locale)}"),
             MarkdownTextObject(text=f"*Balance due*\n{invoice.balance.format(locale)}"),
         ],
     )
+
+
+def _status_words(invoice: Invoice) -> str:
+    """What has been paid of it. Lateness is said once, beside the due date: the contract's
+    `past_due` shown here as well read "Overdue" and "Past due" side by side."""
+    if invoice.is_partly_paid:
+        return "Partly paid"
+    if invoice.status == "processing":
+        return "Bank debit processing"
+    return "Not paid yet" if invoice.is_payable else invoice.status.replace("_", " ").capitalize()
 
 
 def _fee_text(percent_value: object, fee: Money, amount: Money, locale: str) -> str:

@@ -96,6 +96,12 @@ class Invoice(_Model):
     def is_payable(self) -> bool:
         return self.status in PAYABLE_STATUSES and self.amount_due > 0
 
+    @property
+    def is_partly_paid(self) -> bool:
+        """Something was paid and a balance is left, whatever the status says: a past-due
+        invoice can be partly paid too, and the contract's status then says only `past_due`."""
+        return self.status == "partially_paid" or (self.is_payable and 0 < self.amount_due < self.total)
+
     def is_overdue(self, today: dt.date) -> bool:
         return self.status == "past_due" or (self.is_payable and self.due_on < today)
 

@@ -181,3 +181,16 @@ def test_a_confirm_stripe_refused_is_never_worded_as_a_charge() -> None:
     # A charge billing would not record still says so.
     unrecorded = payment(status="needs_attention", attention_step="record:succeeded", failure_message="No.")
     assert "was charged" in json.dumps(payment_notice(unrecorded, "attention"))
+
+
+def test_a_late_invoice_says_so_once_and_a_part_paid_one_is_tagged_whatever_its_status() -> None:
+    late_part_paid = invoice(3).model_copy(update={"due_on": TODAY - dt.timedelta(days=5), "amount_due": Decimal("200.00")})
+    assert late_part_paid.status == "past_due"
+    modal = json.dumps(pay_form_view(PayForm("sess_1", late_part_paid, profile(), [], None, None, False, None),
+                                     today=TODAY), ensure_ascii=False)
+    assert modal.count("Overdue") == 1 and "Past due" not in modal and "Partly paid" in modal
+    unpaid = json.dumps(pay_form_view(form([]), today=TODAY), ensure_ascii=False)
+    assert "Not paid yet" in unpaid and "Partly paid" not in unpaid
+    rows = [InvoiceRow(late_part_paid, "Acme GmbH", True), InvoiceRow(invoice(6), "Acme GmbH", True)]
+    message = json.dumps(invoice_list_message(listing(rows), page=0, today=TODAY).blocks, ensure_ascii=False)
+    assert message.count("partly paid") == 1

@@ -33,7 +33,7 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from bot.billing import BillingError, PaymentRecord, RecordedPayment
+from bot.billing import BillingError, BillingNotFound, PaymentRecord, RecordedPayment
 from bot.clock import Clock, SystemClock
 from bot.money import Money
 from bot.ports import BillingApi, PaymentIntents, PaymentNotifier
@@ -147,6 +147,15 @@ class PaymentProcessor:
             # An approver's yes (bot/approvals.py), decided in its own step. Creating the
             # PaymentIntent again after a crash is safe: same idempotency key, never confirmed
             # before its id is stored, so the live path and the reconciler do the same here.
+            if recovering or payment.attempts:
+                # The approver's checks were made at the click; since then (a crash, Stripe
+                # down and retried later) the invoice may have been paid by wire. Read its
+                # balance again before any money can move.
+                changed = await self._no_longer_payable(payment)
+                if changed:
+                    preview = _copy(payment, status=S.CANCELED.value, failure_message=changed)
+                    return await self._move(payment, [S.APPROVED], S.CANCELED, failure_message=changed,
+                                            outbox=await self._events.direct(preview))
             try:
                 intent = await self._create_intent(payment)
             except StripeRejected:
@@ -228,6 +237,22 @@ class PaymentProcessor:
         with driving("live"):
             moved = await self._move(payment, [S(from_state)], S.CANCELED, failure_message=reason)
         return moved if moved is not None and moved.status == S.CANCELED else None
+
+    async def _no_longer_payable(self, payment: Payment) -> str | None:
+        """Why an approved payment can no longer be charged as approved (None: it can). No
+        answer from billing raises, and the payment waits for its next look."""
+        try:
+            invoice = await self._billing.get_invoice(payment.invoice_id)
+        except BillingNotFound:
+            return "the invoice no longer exists in the billing system."
+        if not invoice.is_payable:
+            return (f"invoice {invoice.number} is {invoice.status.replace('_', ' ')} now "
+                    "(paid or closed by other means after the approval).")
+        if invoice.currency != payment.currency or \
+                Money.from_minor(payment.amount_minor, payment.currency) > invoice.balance:
+            return (f"the balance of invoice {invoice.number} changed after the approval; "
+                    f"it is now {invoice.balance.format(payment.locale or 'en_US')}.")
+        return None
 
     async def _create_intent(self, payment: Payment) -> IntentResult:
         return await self._stripe.create_intent(

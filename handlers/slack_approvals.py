@@ -24,6 +24,7 @@ from storage.models import ApprovalRequest, OutboxMessage, Payment, PaymentStatu
 _EVENT_OF_STATUS = {
     PaymentStatus.RECORDED: "paid", PaymentStatus.PROCESSING: "processing", PaymentStatus.FAILED: "failed",
     PaymentStatus.NEEDS_ATTENTION: "attention", PaymentStatus.REFUNDED: "refunded",
+    PaymentStatus.CANCELED: "canceled",  # approved, then the invoice changed before the charge
 }
 # Decisions the requester hears about from us (an approval is followed by the charge's own DM).
 _TELL_REQUESTER = {"rejected", "expired", "withdrawn", "canceled"}

@@ -197,6 +197,23 @@ def cancel(reason: str) -> Step:
     return run
 
 
+async def approved(w: World) -> None:
+    """An approver said yes (bot/approvals.py makes this move after its checks at the click)."""
+    async with w.sessions() as session, session.begin():
+        payment = await session.get(Payment, w.payment_id)
+        assert payment is not None
+        payment.status, payment.approved_by = PaymentStatus.APPROVED.value, "U_APPROVER"
+
+
+def paid_by_wire(amount_due: str) -> Step:
+    """Meanwhile the billing system records a wire transfer: the invoice's balance is now `amount_due`."""
+    async def run(w: World) -> None:
+        invoice = w.billing.invoices["inv_1"]
+        invoice["amount_due"] = amount_due
+        invoice["status"] = "paid" if amount_due == "0.00" else "partially_paid"
+    return run
+
+
 def resolve(how: Resolution, *, refused: str | None = None) -> Step:
     """`invoicebot payments resolve <id> --refund | --record --by anna`; `refused`: the
     operator is told why not, and nothing changes."""
@@ -369,6 +386,22 @@ ROWS = [
     Row("3-D Secure replaced by a new attempt: canceled; a late webhook changes nothing", THREE_D_SECURE,
         (live, cancel("Replaced by a new payment attempt."), event("payment_intent.canceled"), restart),
         "canceled", 0, 0, THREE_DS + (("canceled", "live"),), answers=(200,)),
+
+    # Approved by a second person (bot/approvals.py checked the balance at the click), then charged here.
+    Row("approved: charged and recorded at once", CARD, (approved, live), "recorded", 1, 1, LIVE_PAID, ("paid",),
+        record_status="succeeded"),
+    Row("approved, Stripe down at create: charged on the next look, once", CARD,
+        (approved, arm("stripe.create", "down"), live, still("approved"), later(seconds=6), tick), "recorded", 1, 1,
+        RESTART_PAID, ("paid",), ("recorded",)),
+    Row("approved, Stripe down, the invoice paid by wire meanwhile: canceled, nothing charged, payer told", CARD,
+        (approved, arm("stripe.create", "down"), live, paid_by_wire("0.00"), later(seconds=6), tick), "canceled",
+        0, 0, (("canceled", "reconciler"),), (), ("canceled",), failure="is paid now"),
+    Row("approved, crash before create, partly paid by wire meanwhile: canceled at restart, balance said", CARD,
+        (approved, arm("stripe.create", "crash_before"), crashing(live), paid_by_wire("20.00"), restart),
+        "canceled", 0, 0, (("canceled", "reconciler"),), (), ("canceled",), failure="it is now €20.00"),
+    Row("approved, billing down at the re-check: waits, then charged once it answers", CARD,
+        (approved, arm("stripe.create", "down"), live, arm("billing.get_invoice", "down"), later(seconds=6), tick,
+         still("approved"), later(seconds=11), tick), "recorded", 1, 1, RESTART_PAID, ("paid",), ("recorded",)),
 
     # Time: a stalled payment is looked at when its retry comes due on the clock, not before.
     Row("billing down after the charge: no look before the retry is due (5 s), recorded once it is", CARD,

@@ -84,9 +84,11 @@ def reminders_message(rows: list[ReminderRow], *, title: str = "Due-date reminde
         lines.append(f"• {safe(row.profile_name, 120)}: {row.describe()}{nxt}")
     if len(rows) > 40:
         lines.append(f"…and {len(rows) - 40} more billing profiles")
-    help_text = ("Billing-profile admins: `/invoices reminders <profile> daily|weekly|off [HH:MM]` (weekly is on "
-                 "Mondays; the time is in the profile's time zone). The digest goes to the profile's notification "
-                 "channel (`/invoices notify`).")
+    help_text = ("Billing-profile admins: `/invoices reminders <profile> daily|weekly|off [<weekday>] [HH:MM] "
+                 "[<N> days] [<time zone>]`, e.g. `/invoices reminders Acme weekly friday 08:30 14 days "
+                 "Europe/Berlin` (by default weekly, Mondays at 09:00, 7 days ahead). The time zone is the "
+                 "profile's: scheduled payments of its invoices run at 09:00 there too. The digest goes to the "
+                 "profile's notification channel (`/invoices notify`).")
     return Message(clip(title, 3000), [
         SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), _SECTION))).to_dict(),
         ContextBlock(elements=[MarkdownTextObject(text=help_text)]).to_dict(),

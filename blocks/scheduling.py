@@ -72,7 +72,7 @@ def scheduled_view(s: Scheduled, *, callback_id: str, title: str) -> dict[str, A
 
 def scheduled_words(event: str, s: Scheduled | None, extra: dict[str, Any]) -> dict[str, Any]:
     """The payer's DM about their scheduled payment (`event`: scheduled, cancelled, lowered,
-    late, no_access, gone, paid, changed, method, busy)."""
+    late, no_access, gone, paid, changed, method, busy, declined, approval, failed)."""
     assert s is not None
     summary = _summary(s)
     pay_again = False
@@ -88,6 +88,14 @@ def scheduled_words(event: str, s: Scheduled | None, extra: dict[str, Any]) -> d
         paying = Money.from_minor(int(extra["paying"]), s.amount.currency).format(s.locale)
         text = (f":information_source: The balance of *{safe(s.invoice_number, 120)}* is now lower than your "
                 f"scheduled {s.amount.format(s.locale)}, so your scheduled payment pays the balance, *{paying}*.")
+    elif event == "failed" and extra.get("started"):
+        text = (f":warning: Your scheduled payment ran into trouble after it started: {summary}. It is not lost: "
+                "it goes on by itself, and its result comes here and in the billing channel. *Please don't pay "
+                "this invoice again until you hear.*")
+    elif event == "failed":
+        text = (f":x: Your scheduled payment could not be made: {summary}. We tried for about an hour and a half, "
+                "but the billing system or Stripe did not answer. Nothing was charged; press *Pay Now* to pay it.")
+        pay_again = True
     else:
         reasons = {
             "late": "it could not run on its day (our servers were down for more than a day), so it was not made "

@@ -19,6 +19,7 @@ import datetime as dt
 import html
 import logging
 import re
+import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -52,29 +53,80 @@ class ReminderProblem(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ReminderCommand:
-    """`reminders [<profile> [daily|weekly|off] [HH:MM]]` (the words after `/invoices`)."""
+    """`reminders [<profile> [daily|weekly|off] [<weekday>] [HH:MM] [<N> days] [<time zone>]]`
+    (the words after `/invoices`; the options in any order after the profile's name)."""
 
     profile: str = ""
-    cadence: str | None = None  # None: show the settings
+    cadence: str | None = None  # None with no other option: show the settings
     local_time: str | None = None
+    weekday: int | None = None  # 0 = Monday
+    days_ahead: int | None = None
+    time_zone: str | None = None  # an IANA name, e.g. Europe/Berlin
+
+    @property
+    def is_change(self) -> bool:
+        return any(v is not None for v in (self.cadence, self.local_time, self.weekday, self.days_ahead,
+                                           self.time_zone))
 
     @classmethod
     def parse(cls, text: str) -> ReminderCommand:
         words = html.unescape(text or "").split()
         if words and words[0].lower() in {"reminders", "reminder"}:
             words = words[1:]
-        local_time = None
-        if words and _TIME.match(words[-1]):
-            hours, minutes = _TIME.match(words[-1]).groups()  # type: ignore[union-attr]
-            local_time = f"{int(hours):02d}:{minutes}"
+        found: dict[str, object] = {}
+        # Options are read from the end; the first word that is none of them ends the
+        # profile's name (so a profile called "Acme Monday" needs its id, as the docs say).
+        while words:
+            word, lower = words[-1], words[-1].lower()
+            if "local_time" not in found and _TIME.match(word):
+                hours, minutes = _TIME.match(word).groups()  # type: ignore[union-attr]
+                found["local_time"] = f"{int(hours):02d}:{minutes}"
+            elif "cadence" not in found and lower in CADENCES:
+                found["cadence"] = lower
+            elif "weekday" not in found and _weekday(lower) is not None:
+                found["weekday"] = _weekday(lower)
+            elif "days_ahead" not in found and lower in {"day", "days"} and len(words) >= 2 \
+                    and words[-2].isdigit():
+                found["days_ahead"] = _days(words[-2])
+                words = words[:-1]
+            elif "days_ahead" not in found and _DAYS.match(lower):
+                found["days_ahead"] = _days(_DAYS.match(lower).group(1))  # type: ignore[union-attr]
+            elif "time_zone" not in found and _zone(word) is not None:
+                found["time_zone"] = _zone(word)
+            else:
+                break
             words = words[:-1]
-        cadence = None
-        if words and words[-1].lower() in CADENCES:
-            cadence = words[-1].lower()
-            words = words[:-1]
-        if local_time and cadence is None:
-            cadence = DEFAULT_CADENCE
-        return cls(" ".join(words)[:200], cadence, local_time)
+        cadence = found.get("cadence")
+        if cadence is None and ("local_time" in found or "weekday" in found):
+            cadence = "weekly" if "weekday" in found else DEFAULT_CADENCE
+        return cls(" ".join(words)[:200], cadence, found.get("local_time"), found.get("weekday"),  # type: ignore[arg-type]
+                   found.get("days_ahead"), found.get("time_zone"))  # type: ignore[arg-type]
+
+
+MAX_DAYS_AHEAD = 60
+_DAYS = re.compile(r"^(\d{1,3})d$")
+
+
+def _days(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= MAX_DAYS_AHEAD:
+        raise ReminderProblem(f"A digest looks from 1 to {MAX_DAYS_AHEAD} days ahead; {days} is outside that.")
+    return days
+
+
+def _weekday(word: str) -> int | None:
+    for number, name in enumerate(_WEEKDAYS):
+        if len(word) >= 3 and name.lower().startswith(word):
+            return number
+    return None
+
+
+def _zone(word: str) -> str | None:
+    """An IANA time zone name as zoneinfo knows it (case as given, or found case-blind)."""
+    if "/" not in word and word.upper() != "UTC":
+        return None
+    names = {name.casefold(): name for name in zoneinfo.available_timezones()}
+    return names.get(word.casefold()) or ("UTC" if word.upper() == "UTC" else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +142,7 @@ class ReminderRow:
 
     def describe(self) -> str:
         if self.cadence == "off":
-            return "off"
+            return f"off (time zone {self.time_zone})"
         when = "every day" if self.cadence == "daily" else f"every {_WEEKDAYS[self.weekday]}"
         return f"{when} at {self.local_time} ({self.time_zone}), invoices due within {self.days_ahead} days"
 
@@ -136,6 +188,10 @@ def next_occurrence(setting: ReminderSetting, after: dt.datetime) -> dt.datetime
         if at > after:
             return at
     raise AssertionError("a day of the week always comes within 8 days")  # pragma: no cover
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
 
 
 def digest_key(team_id: str, profile_id: str, at: dt.datetime, zone: str) -> str:
@@ -191,20 +247,25 @@ class ReminderService:
                                     reason="not_billing_profile_admin")
             raise ReminderProblem("Only billing-profile admins can change reminders (the *Billing Profile Admin* "
                                   "permission in the billing console).")
-        assert command.cadence is not None
+        assert command.is_change
         changed = []
         for pid in await self._profiles_named(viewer, command.profile):
             current = await self.repo.get(viewer.team_id, pid)
+            # What the command does not name stays as it was (a time zone alone keeps a
+            # digest that is off, off).
             setting = ReminderSetting(
-                team_id=viewer.team_id, billing_profile_id=pid, cadence=command.cadence,
+                team_id=viewer.team_id, billing_profile_id=pid,
+                cadence=command.cadence or (current.cadence if current else "off"),
                 local_time=command.local_time or (current.local_time if current else DEFAULT_TIME),
-                weekday=current.weekday if current else DEFAULT_WEEKDAY,
-                days_ahead=current.days_ahead if current else DEFAULT_DAYS_AHEAD,
-                time_zone=current.time_zone if current else self.default_timezone, set_by=viewer.user_id)
+                weekday=_first(command.weekday, current.weekday if current else None, DEFAULT_WEEKDAY),
+                days_ahead=_first(command.days_ahead, current.days_ahead if current else None, DEFAULT_DAYS_AHEAD),
+                time_zone=command.time_zone or (current.time_zone if current else self.default_timezone),
+                set_by=viewer.user_id)
             await self.repo.put(setting)
             await self._reschedule(setting, by=viewer.user_id)
             await self.audit.record("set_reminders", "ok", team_id=viewer.team_id, user_id=viewer.user_id,
                                     billing_profile_id=pid, cadence=setting.cadence, local_time=setting.local_time,
+                                    weekday=setting.weekday, days_ahead=setting.days_ahead,
                                     time_zone=setting.time_zone)
             changed.append(await self._row(viewer.team_id, pid))
         return changed

@@ -2,8 +2,10 @@
 
 Scheduling checks what a payment now would check (the form is the person's, the amount and
 method, fresh access and balance), then writes one scheduler job (kind `scheduled_payment`)
-to run at `RUN_AT` local time (the deployment's `DEFAULT_TIMEZONE`: the billing API's
-profiles carry no zone) on the chosen day. The job's payload holds the payment's id, chosen
+to run at `RUN_AT` local time on the chosen day, in the billing profile's time zone: the
+billing API's profiles carry none (docs/billing-api.md), so it is the zone an admin set for
+the profile with `/invoices reminders <profile> <time zone>` (kept with its reminder
+setting), else the deployment's `DEFAULT_TIMEZONE`. The job's payload holds the payment's id, chosen
 at scheduling, so however often the job runs (a crash, a lease taken over) it drives the
 same payment row, with the same Stripe idempotency keys: one charge, one record.
 
@@ -12,7 +14,9 @@ still has a balance (lower: the balance is paid and the payer told; none: cancel
 payer told why); the method is still saved and valid. Then the payment goes through the one
 state machine (bot/processor.py), off-session, driven as "scheduler", so its outcome reaches
 the payer by DM and the channel gets its usual notice. A job found more than `LATE_LIMIT`
-late (every server was down) charges nothing and asks the payer to pay again instead.
+after its planned time (every server was down; counted from the time it was scheduled
+for, not from its last retry) charges nothing and asks the payer to pay again instead. A
+job whose every try failed (`JOB_RETRY`) tells the payer too (`failed`).
 """
 
 from __future__ import annotations
@@ -86,10 +90,17 @@ class Scheduled:
     @classmethod
     def of(cls, job: Job) -> Scheduled:
         p = job.payload
+        pay_on = dt.date.fromisoformat(p["pay_on"])
         return cls(job.key, p["invoice_id"], p["invoice_number"], p["billing_profile_id"], p["billing_profile_name"],
                    Money.from_minor(int(p["amount_minor"]), p["currency"]), p["method_label"],
-                   dt.date.fromisoformat(p["pay_on"]), job.due_at, p["time_zone"], p["user_id"],
+                   pay_on, planned_run(pay_on, p["time_zone"]), p["time_zone"], p["user_id"],
                    p.get("locale") or DEFAULT_LOCALE)
+
+
+def planned_run(day: dt.date, zone: str) -> dt.datetime:
+    """When a payment scheduled for `day` runs (UTC): `RUN_AT` there, whatever retries did
+    to its job's due time since."""
+    return dt.datetime.combine(day, RUN_AT, tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)
 
 
 def allowed_dates(due_on: dt.date, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -131,7 +142,9 @@ class ScheduledPayments:
     clock: Clock
     queue: Queue
     words: Words  # the DMs' payloads (blocks/scheduling.py)
-    time_zone: str = "UTC"
+    time_zone: str = "UTC"  # the deployment's default (DEFAULT_TIMEZONE)
+    # The zone an admin set for a billing profile (team, profile) -> IANA name or None.
+    profile_zone: Callable[[str, str], Awaitable[str | None]] | None = None
     # Payments at or above a profile's approval threshold (bot/approvals.py) are never
     # scheduled past it: refused when scheduled, and not made if a threshold came since.
     approvals: ApprovalService | None = None
@@ -139,11 +152,13 @@ class ScheduledPayments:
     async def _needs_approval(self, team_id: str, profile_id: str, amount: Money) -> bool:
         return self.approvals is not None and (await self.approvals.rule(team_id, profile_id)).applies_to(amount)
 
-    def today(self) -> dt.date:
-        return self.clock.now().astimezone(ZoneInfo(self.time_zone)).date()
+    async def zone(self, team_id: str, profile_id: str) -> str:
+        """The billing profile's time zone: its admins' setting, else the deployment's."""
+        chosen = await self.profile_zone(team_id, profile_id) if self.profile_zone else None
+        return chosen or self.time_zone
 
-    def runs_at(self, day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, RUN_AT, tzinfo=ZoneInfo(self.time_zone)).astimezone(dt.UTC)
+    def today(self, zone: str | None = None) -> dt.date:
+        return self.clock.now().astimezone(ZoneInfo(zone or self.time_zone)).date()
 
     # -- scheduling ------------------------------------------------------------------------
     async def schedule(self, submission: Submission, when: str, chosen: dt.date | None) -> Scheduled:
@@ -170,7 +185,8 @@ class ScheduledPayments:
         if invoice.currency != amount.currency or amount > invoice.balance:
             await self._deny(viewer, invoice.id, "amount_exceeds_balance")
             raise FieldProblem("amount", f"That is more than the balance due of {invoice.balance.format(locale)}.")
-        day = pay_date(when, chosen, due_on=invoice.due_on, today=self.today())
+        zone = await self.zone(viewer.team_id, invoice.billing_profile_id)
+        day = pay_date(when, chosen, due_on=invoice.due_on, today=self.today(zone))
         assert day is not None
         profile = await self.invoices.profile(invoice.billing_profile_id, fresh=True)
         if not profile.stripe_customer_id:
@@ -189,9 +205,9 @@ class ScheduledPayments:
             "billing_profile_name": profile.name, "invoice_url": invoice.url, "amount_minor": amount.minor,
             "currency": amount.currency, "method_id": submission.method_id, "method_kind": method["kind"],
             "method_type": method["type"], "method_label": method["short_label"], "pay_on": day.isoformat(),
-            "time_zone": self.time_zone, "locale": locale, "stripe_customer_id": profile.stripe_customer_id,
+            "time_zone": zone, "locale": locale, "stripe_customer_id": profile.stripe_customer_id,
         }
-        job = await self.scheduler.schedule(KIND, key, self.runs_at(day), payload, team_id=viewer.team_id,
+        job = await self.scheduler.schedule(KIND, key, planned_run(day, zone), payload, team_id=viewer.team_id,
                                             by=viewer.user_id)
         scheduled = Scheduled.of(job)
         if job.payload.get("payment_id") == payload["payment_id"]:  # this copy scheduled it: tell once
@@ -247,7 +263,7 @@ class ScheduledPayments:
             # A run that died after writing the payment: finish that very payment.
             payment = await self.processor.advance(existing.id, via="scheduler")
             return JobResult.done(f"payment {payment.id}: {payment.status}", payment_id=payment.id)
-        if ctx.late_by(job) > LATE_LIMIT:
+        if ctx.now - scheduled.runs_at > LATE_LIMIT:
             return await self._skip(job, scheduled, "late", "more than a day late: not charged, payer asked")
         try:
             viewer = await self.identity.viewer(job.team_id or "", p["user_id"], fresh=True)
@@ -300,6 +316,16 @@ class ScheduledPayments:
             await self.queue([self._dm(job, "declined", scheduled)])
         return JobResult.done(f"payment {result.id}: {result.status}", payment_id=result.id,
                               payment_status=result.status)
+
+    async def failed(self, job: Job, error: str) -> None:
+        """Every try of the job failed (the scheduler gave up): the payer hears, in words
+        that are true. The payment row is written before any call to Stripe, so without one
+        nothing can have been charged; with one, the payment goes on in the state machine
+        (the reconciler) and its own DM tells the outcome."""
+        scheduled = Scheduled.of(job)
+        payment = await self.repo.get(str(job.payload.get("payment_id") or ""))
+        await self.queue([self._dm(job, "failed", scheduled, started=payment is not None,
+                                   status=payment.status if payment else "")])
 
     async def _skip(self, job: Job, scheduled: Scheduled, why: str, note: str) -> JobResult:
         await self.queue([self._dm(job, why, scheduled)])

@@ -14,8 +14,8 @@ Adding a kind of work is one registration:
     scheduler.register("approval_expiry", expire_approval)
 
 where the handler is `async def expire_approval(job: Job, ctx: JobContext) -> JobResult`.
-A handler that raises is tried again on `JOB_RETRY` (then the job is failed, audited, and
-listed by `invoicebot jobs`); one that returns `JobResult.skip(reason)` ran and chose not to act.
+A handler that raises is tried again on `JOB_RETRY` (then the job is failed, audited,
+listed by `invoicebot jobs`, and the kind's `on_failed` is told); one that returns `JobResult.skip(reason)` ran and chose not to act.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ class JobResult:
         return cls(JobStatus.DONE, note, detail)
 
     @classmethod
-    def skip(cls, reason: str, **detail: Any) -> JobResult:
-        return cls(JobStatus.SKIPPED, reason, detail)
+    def skip(cls, note: str, **detail: Any) -> JobResult:
+        """Ran and chose not to act; `note` says why (for `invoicebot jobs`), `detail` is audited."""
+        return cls(JobStatus.SKIPPED, note, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class JobContext:
 
 
 Handler = Callable[[Job, JobContext], Awaitable[JobResult]]
+GaveUp = Callable[[Job, str], Awaitable[None]]
 
 
 def worker_name() -> str:
@@ -85,14 +87,19 @@ class Scheduler:
         self._backoff = backoff
         self.worker = worker or worker_name()
         self._handlers: dict[str, Handler] = {}
+        self._gave_up: dict[str, GaveUp] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
     # -- the registry ----------------------------------------------------------------------
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, on_failed: GaveUp | None = None) -> None:
+        """`on_failed(job, error)`: told once when every try of a job of this kind failed
+        (e.g. to tell the person whose work it was)."""
         if kind in self._handlers:
             raise ValueError(f"job kind {kind!r} is registered already")
         self._handlers[kind] = handler
+        if on_failed is not None:
+            self._gave_up[kind] = on_failed
 
     @property
     def kinds(self) -> list[str]:
@@ -184,7 +191,11 @@ class Scheduler:
         now = self._clock.now()
         if self._backoff.exhausted(job.attempts):
             log.error("job %s (%s) failed after %d tries: %s", job.key, job.kind, job.attempts, error)
-            await self.jobs.finish(job, JobStatus.FAILED, now=now, note=error)
+            if await self.jobs.finish(job, JobStatus.FAILED, now=now, note=error) and job.kind in self._gave_up:
+                try:
+                    await self._gave_up[job.kind](job, error)
+                except Exception:  # noqa: BLE001 - the job stays failed and listed by `invoicebot jobs`
+                    log.exception("job %s: telling that it failed did not work", job.key)
             return
         at = now + self._backoff.delay(job.attempts)
         log.warning("job %s (%s) failed, try %d; again at %s: %s", job.key, job.kind, job.attempts,

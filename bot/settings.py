@@ -39,7 +39,7 @@ EXPECTS: dict[str, str] = {
     "APPROVAL_TTL_HOURS": "hours an approval request waits for a decision before it expires (a number above 0, e.g. 72)",
     "DEFAULT_LOCALE": "the locale of channel notices, like en-US or de-DE",
     "DEFAULT_TIMEZONE": "the IANA time zone of digests and scheduled payments, like Europe/Berlin or "
-                        "America/New_York (the billing API's profiles carry none)",
+                        "America/New_York, for profiles whose admins set none (the billing API's carry none)",
     "SCHEDULER_POLL_SECONDS": "seconds between two looks for due jobs in each server process (a number above 0, "
                               "e.g. 5)",
     "SCHEDULER_LEASE_SECONDS": "seconds a server holds a job it runs before another may take it over if it died "

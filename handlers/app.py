@@ -231,12 +231,13 @@ def build_app(settings: Settings) -> Invoicebot:
 
     scheduler = Scheduler(JobRepository(sessions), clock, lease_seconds=settings.scheduler_lease_seconds,
                           poll_seconds=settings.scheduler_poll_seconds)
+    reminder_settings = ReminderRepository(sessions)  # also each profile's time zone
     scheduled = ScheduledPayments(scheduler, payments, identity, invoices, billing, stripe, payments_repo, processor,
                                   audit, clock, queue, scheduled_words, time_zone=settings.default_timezone,
-                                  approvals=approvals)
-    scheduler.register(SCHEDULED_PAYMENT, scheduled.run)
+                                  profile_zone=reminder_settings.time_zone, approvals=approvals)
+    scheduler.register(SCHEDULED_PAYMENT, scheduled.run, on_failed=scheduled.failed)
     invoices.scheduled_for = scheduled.scheduled_for_team
-    reminders = ReminderService(ReminderRepository(sessions), scheduler, invoices, billing, router, audit, clock,
+    reminders = ReminderService(reminder_settings, scheduler, invoices, billing, router, audit, clock,
                                 digest_message, queue, default_timezone=settings.default_timezone,
                                 locale=babel_locale(settings.default_locale),
                                 scheduled_invoices=scheduled.scheduled_invoices)

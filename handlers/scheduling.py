@@ -47,17 +47,16 @@ class TimedCommands:
 
     async def command(self, request: CommandRequest, viewer: ViewerLookup) -> Message:
         """`/invoices reminders` shows each profile's digest; `/invoices reminders <profile>
-        daily|weekly|off [HH:MM]` sets one (billing-profile admins). `/invoices scheduled`
+        daily|weekly|off [<weekday>] [HH:MM] [<N> days] [<time zone>]` sets one (billing-profile admins). `/invoices scheduled`
         lists the scheduled payments the person may see, each with Cancel."""
         if request.text.split()[0].lower() == "scheduled":
             async def listed() -> Message:
                 return scheduled_list_message(await self.scheduled.visible(await viewer()))
             return await after_ack(listed(), refused=_notice)
-        parsed = ReminderCommand.parse(request.text)
-
         async def reminded() -> Message:
-            person = await viewer(fresh=parsed.cadence is not None)  # a change checks rights afresh
-            if parsed.cadence is None:
+            parsed = ReminderCommand.parse(request.text)  # a bad option is said, after the ack
+            person = await viewer(fresh=parsed.is_change)  # a change checks rights afresh
+            if not parsed.is_change:
                 return reminders_message(await self.reminders.show(person))
             rows = await self.reminders.configure(person, parsed)
             return reminders_message(rows, title="Reminders turned off" if parsed.cadence == "off" else "Reminders set")

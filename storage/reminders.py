@@ -1,4 +1,5 @@
-"""Each billing profile's due-date digest settings, per workspace (`/invoices reminders`)."""
+"""Each billing profile's due-date digest settings, per workspace (`/invoices reminders`),
+and with them the profile's time zone (the billing API's profiles carry none)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ class ReminderRepository:
     async def get(self, team_id: str, billing_profile_id: str) -> ReminderSetting | None:
         async with self._sessions() as session:
             return await session.get(ReminderSetting, (team_id, billing_profile_id))
+
+    async def time_zone(self, team_id: str, billing_profile_id: str) -> str | None:
+        """The zone an admin set for the profile (None: the deployment's default applies)."""
+        setting = await self.get(team_id, billing_profile_id)
+        return setting.time_zone if setting is not None else None
 
     async def put(self, setting: ReminderSetting) -> ReminderSetting:
         """Create or replace one profile's setting."""

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.world import World
@@ -117,3 +118,28 @@ async def test_turning_reminders_off_and_on_again_or_moving_the_time_keeps_a_dig
     await user.command(f"reminders {profile.name} daily 10:30")
     moved = await wait_job(world.stack, f":{profile.id}:", {"scheduled"})
     assert moved["due_at"].endswith("10:30:00"), moved
+
+
+async def test_an_admin_sets_the_weekday_the_days_ahead_and_the_profile_s_time_zone(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
+    user = SlackUser(world.slack, admin.user_id)
+
+    reply = texts((await user.command(f"reminders {profile.name} weekly friday 08:30 14 days America/New_York"))
+                  ["blocks"])
+    assert "Reminders set" in reply, reply
+    assert "every Friday at 08:30 (America/New_York), invoices due within 14 days" in reply
+    job = await wait_job(world.stack, f":{profile.id}:", {"scheduled"})
+    due = dt.datetime.fromisoformat(job["due_at"]).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("America/New_York"))
+    assert (due.weekday(), due.hour, due.minute) == (4, 8, 30), due
+    # The zone is the profile's: a time zone alone keeps the rest, and shows in the listing.
+    await user.command(f"reminders {profile.name} Europe/Berlin")
+    shown = texts((await user.command("reminders"))["blocks"])
+    assert "every Friday at 08:30 (Europe/Berlin), invoices due within 14 days" in shown
+    moved = await wait_job(world.stack, f":{profile.id}:", {"scheduled"})
+    due = dt.datetime.fromisoformat(moved["due_at"]).replace(tzinfo=dt.UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (due.weekday(), due.hour, due.minute) == (4, 8, 30), due
+    # Out of range: said, nothing changed.
+    refused = texts((await user.command(f"reminders {profile.name} weekly 90 days"))["blocks"])
+    assert "1 to 60 days" in refused
+    assert "within 14 days" in texts((await user.command("reminders"))["blocks"])

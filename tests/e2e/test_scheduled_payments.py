@@ -203,7 +203,8 @@ async def test_a_payment_more_than_a_day_late_asks_the_payer_instead_of_charging
     world.stack.processes["app"].stop()
     try:
         world.stack.start_app()
-        assert "Payment scheduled" in texts((await schedule(world, person, invoice))["view"]["blocks"])
+        done = await schedule(world, person, invoice)
+        assert "Payment scheduled" in texts(done["view"]["blocks"])
         world.stack.processes["app"].stop()
         world.stack.move_clock(seconds_until(due_on(invoice)) + 2 * 24 * 3600)
     finally:
@@ -215,6 +216,11 @@ async def test_a_payment_more_than_a_day_late_asks_the_payer_instead_of_charging
         await asyncio.sleep(2)
         assert await world.intents(profile.customer_id or "") == []
         assert await world.recorded_payments(invoice["id"]) == []
+        # The operator's view: the job ran once and chose not to charge (not failed, not retried).
+        [job] = [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment"
+                 and j["key"].startswith(f"payment:{done['id']}:")]
+        assert job["state"] == "skipped" and job["attempts"] == 1, job
+        assert len([m for m in await dms_about(world, person.user_id, invoice) if "could not run" in m["text"]]) == 1
     finally:
         world.stack.move_clock(0)
 

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import pytest
+
 from blocks.reminders import DIGEST_PAY_NOW, MAX_LINES, digest_message
 from bot.billing import Invoice
 from bot.reminders import ReminderCommand, build_digest, digest_key, next_occurrence
@@ -107,3 +109,24 @@ def test_a_digest_of_300_invoices_stays_within_slacks_limits() -> None:
     expected = {c: sum((line.invoice.amount_due for line in digest.lines if line.invoice.currency == c), Decimal(0))
                 for c in ("EUR", "JPY", "USD")}
     assert {m.currency: m.amount for m in digest.totals} == expected
+
+
+def test_the_command_reads_weekday_days_ahead_and_time_zone_in_any_order() -> None:
+    parsed = ReminderCommand.parse("reminders Acme GmbH weekly friday 8:30 14 days europe/berlin")
+    assert (parsed.profile, parsed.cadence, parsed.weekday, parsed.local_time, parsed.days_ahead,
+            parsed.time_zone) == ("Acme GmbH", "weekly", 4, "08:30", 14, "Europe/Berlin")
+    # A weekday alone means weekly; `14d` is 14 days; a time zone alone changes nothing else.
+    assert ReminderCommand.parse("reminders Acme thu").cadence == "weekly"
+    assert ReminderCommand.parse("reminders Acme thu").weekday == 3
+    assert ReminderCommand.parse("reminders Acme daily 3d").days_ahead == 3
+    alone = ReminderCommand.parse("reminders Acme America/New_York")
+    assert (alone.profile, alone.cadence, alone.time_zone, alone.is_change) == ("Acme", None, "America/New_York", True)
+    assert not ReminderCommand.parse("reminders").is_change
+    # Not a zone zoneinfo knows: part of the profile's name, as any other word.
+    assert ReminderCommand.parse("reminders Acme/Moon").profile == "Acme/Moon"
+
+
+def test_days_ahead_out_of_range_is_said_not_guessed() -> None:
+    from bot.reminders import ReminderProblem
+    with pytest.raises(ReminderProblem, match="1 to 60 days"):
+        ReminderCommand.parse("reminders Acme weekly 90 days")

@@ -11,7 +11,7 @@ approvers clicking at once exactly one wins. The charge is a separate step that 
     awaiting_approval ──approve──▶ approved ──charge (processor)──▶ confirming ▶ … ▶ recorded | failed
                       ──reject (reason)──▶ rejected
                       ──withdraw (requester)──▶ withdrawn
-                      ──APPROVAL_TTL_HOURS──▶ expired
+                      ──APPROVAL_TTL_HOURS──▶ expired   (its own scheduler job, `approval_expiry`)
                       ──approve, but the invoice or method changed──▶ canceled
 
 This module knows nothing of Slack: what people are told is built by an `ApprovalNotices`.
@@ -34,15 +34,21 @@ from bot.invoices import InvoiceService
 from bot.money import Money, MoneyError, parse_amount
 from bot.processor import PaymentProcessor
 from bot.routing import NotificationRouter, RouteProblem
+from bot.scheduler import JobContext, JobResult, Scheduler
 from bot.stripe_gateway import StripeGateway, StripeRejected, StripeUnavailable
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditLog
-from storage.models import ApprovalPolicy, ApprovalRequest, AuditEvent, OutboxMessage, Payment, PaymentStatus
+from storage.jobs import new_job
+from storage.models import (
+    ApprovalPolicy, ApprovalRequest, AuditEvent, Job, OutboxMessage, Payment, PaymentStatus,
+)
 from storage.payments import PaymentRepository
 
 log = logging.getLogger(__name__)
 
 S = PaymentStatus
+# Each request's expiry is one scheduler job, written with the request, due at its expiry.
+EXPIRY = "approval_expiry"
 _MENTION = re.compile(r"^<@([UW][A-Za-z0-9]+)(?:\|[^>]*)?>$")
 _GROUP = re.compile(r"^<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -132,7 +138,8 @@ class ApprovalService:
     def __init__(self, repo: ApprovalRepository, payments: PaymentRepository, identity: IdentityService,
                  invoices: InvoiceService, billing: BillingClient, stripe: StripeGateway,
                  processor: PaymentProcessor, audit: AuditLog, notices: ApprovalNotices, clock: Clock, *,
-                 ttl: dt.timedelta, router: NotificationRouter | None = None) -> None:
+                 ttl: dt.timedelta, router: NotificationRouter | None = None,
+                 scheduler: Scheduler | None = None) -> None:
         self._repo = repo
         self._payments = payments
         self._identity = identity
@@ -145,6 +152,7 @@ class ApprovalService:
         self._clock = clock
         self._ttl = ttl
         self._router = router
+        self._scheduler = scheduler
         self.on_queued: list = []  # callables: wake the outbox when something was queued
 
     # -- policy ------------------------------------------------------------------------
@@ -255,6 +263,15 @@ class ApprovalService:
             requester_id=payment.user_id, approvers=[a for a in rule.approvers if a != payment.user_id],
             threshold_minor=rule.threshold.minor, expires_at=self._clock.now() + self._ttl)
 
+    def request_rows(self, payment: Payment, rule: Rule) -> list[object]:
+        """The request and its expiry job, written with the payment (same transaction): no
+        request waits without the job that ends it, whatever crashes."""
+        request = self.request_row(payment, rule)
+        return [request, *new_job(
+            kind=EXPIRY, key=expiry_key(payment.id), due_at=request.expires_at, team_id=payment.team_id,
+            payload={"payment_id": payment.id, "user_id": payment.user_id, "invoice_id": payment.invoice_id,
+                     "billing_profile_id": payment.billing_profile_id})]
+
     async def requested(self, payment: Payment, invoice: Invoice) -> None:
         """The payment waits: ask each approver (a DM each, through the outbox), audit it."""
         request = await self._repo.request(payment.id)
@@ -291,6 +308,7 @@ class ApprovalService:
         if moved is None:
             return await self._lost_race(payment, user_id, "approve")
         await self._repo.decide(payment.id, decided_by=user_id)
+        await self._expiry_not_needed(payment.id, by=user_id)
         self._wake()
         # The charge: a separate step from `approved` (the reconciler finishes it after a crash).
         return Decision(await self.charge(payment.id))
@@ -319,9 +337,27 @@ class ApprovalService:
         return await self._end(payment, request, S.WITHDRAWN, "withdrawn", by=user_id, reason=None,
                                failure_message="Withdrawn by the requester before approval.")
 
+    async def expire_job(self, job: Job, ctx: JobContext) -> JobResult:
+        """The scheduler's `approval_expiry` job, due at the request's expiry: if nobody has
+        decided yet, it expires (the slot released, everyone told). Run twice (a lease taken
+        over), the guarded move expires it once."""
+        payment_id = str(job.payload.get("payment_id") or "")
+        payment = await self._payments.get(payment_id)
+        request = await self._repo.request(payment_id)
+        if payment is None or request is None:
+            return JobResult.skip("no such request")
+        if payment.status != S.AWAITING_APPROVAL:
+            return JobResult.skip(f"decided already: {payment.status}")
+        decision = await self._end(payment, request, S.EXPIRED, "expired", by=None, reason=None,
+                                   failure_message="Nobody approved it in time; the request expired.")
+        if decision.refused is not None:
+            return JobResult.skip("decided meanwhile")
+        return JobResult.done("expired", payment_id=payment_id)
+
     async def expire_due(self, now: dt.datetime) -> int:
         """Requests past APPROVAL_TTL_HOURS: expired, the slot released, everyone told.
-        One function, so any periodic loop (today the reconciler's) can run it."""
+        The server's scheduler expires each at its time (`expire_job`); this sweep is the
+        operator's (`invoicebot reconcile`), for any request whose job was lost."""
         expired = 0
         for request, payment in await self._repo.due_to_expire(now):
             decision = await self._end(payment, request, S.EXPIRED, "expired", by=None, reason=None,
@@ -399,8 +435,19 @@ class ApprovalService:
         if moved is None:
             return await self._lost_race(payment, by or "", event)
         await self._repo.decide(payment.id, decided_by=by, reason=reason)
+        if event != "expired":
+            await self._expiry_not_needed(payment.id, by=by)
         self._wake()
         return Decision(moved)
+
+    async def _expiry_not_needed(self, payment_id: str, *, by: str | None) -> None:
+        """Decided: its expiry job is cancelled (were that lost, the job skips a decided request)."""
+        if self._scheduler is None:
+            return
+        try:
+            await self._scheduler.cancel(expiry_key(payment_id), by=by, reason="decided")
+        except Exception:  # noqa: BLE001 - the decision stands; the job will find it decided
+            log.warning("expiry job of %s not cancelled", payment_id, exc_info=True)
 
     async def _lost_race(self, payment: Payment, user_id: str, action: str) -> Decision:
         """Someone else decided first: the click does nothing, and says what happened."""
@@ -472,6 +519,10 @@ def _copy_request(request: ApprovalRequest, **fields: object) -> ApprovalRequest
     for key, value in fields.items():
         setattr(clone, key, value)
     return clone
+
+
+def expiry_key(payment_id: str) -> str:
+    return f"approval_expiry:{payment_id}"
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:

@@ -342,7 +342,7 @@ class PaymentService:
                                                                                       amount)) else None,
             attempts=0,
         )
-        also = [self.approvals.request_row(payment, rule)] if self.approvals and rule else []
+        also = self.approvals.request_rows(payment, rule) if self.approvals and rule else []
         created = await self._create(payment, viewer, submission, also=also)
         if not created.first:
             return created  # a copy that arrived at the same time: the first one is audited

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.billing import BillingError
@@ -44,8 +43,6 @@ class Reconciler:
         self._processor = processor
         self._stale_after = stale_after
         self._backoff = backoff
-        # Other timed work run on each pass of the loop (today: approval expiry).
-        self.periodic: list[Callable[[], Awaitable[object]]] = []
 
     async def run_once(self, *, force: bool = False) -> ReconcileReport:
         """One pass. `force` (the CLI) looks at every unfinished payment now, whatever its
@@ -99,13 +96,6 @@ class Reconciler:
                 raise
             except Exception:  # noqa: BLE001
                 log.exception("reconcile pass failed")
-            for job in self.periodic:
-                try:
-                    await job()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001
-                    log.exception("periodic job failed")
             await asyncio.sleep(every_seconds)
 
 

@@ -1,4 +1,4 @@
-"""One scheduler for all timed work: digests, scheduled payments, (later) approval expiry.
+"""One scheduler for all timed work: digests, scheduled payments, approval expiry.
 
 Every `invoicebot serve` process runs one. A pass claims the due jobs from the database with
 a lease (storage/jobs.py: `FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional update on
@@ -11,11 +11,11 @@ what "late" means for its work, e.g. a payment more than a day late asks the pay
 
 Adding a kind of work is one registration:
 
-    scheduler.register("approval_expiry", expire_approval)
+    scheduler.register("approval_expiry", approvals.expire_job)
 
-where the handler is `async def expire_approval(job: Job, ctx: JobContext) -> JobResult`.
+where the handler is `async def expire_job(job: Job, ctx: JobContext) -> JobResult`.
 A handler that raises is tried again on `JOB_RETRY` (then the job is failed, audited,
-listed by `invoicebot jobs`, and the kind's `on_failed` is told); one that returns `JobResult.skip(reason)` ran and chose not to act.
+listed by `invoicebot jobs`, and the kind's `on_failed` is told); one that returns `JobResult.skip(note)` ran and chose not to act.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.approvals import EXPIRY as APPROVAL_EXPIRY
 from bot.approvals import ApprovalService
 from bot.billing import BillingClient
 from bot.cards import SavedCards
@@ -205,9 +206,13 @@ def build_app(settings: Settings) -> Invoicebot:
     # An approved payment's outcome also updates every approver's message and names them.
     processor = PaymentProcessor(payments_repo, stripe, billing, ApprovalAwareEvents(payment_events, approval_repo),
                                  clock=clock)
+    # Timed work: the one scheduler (its kinds of jobs are registered below, each with its service).
+    scheduler = Scheduler(JobRepository(sessions), clock, lease_seconds=settings.scheduler_lease_seconds,
+                          poll_seconds=settings.scheduler_poll_seconds)
     approvals = ApprovalService(approval_repo, payments_repo, identity, invoices, billing, stripe, processor,
                                 audit, SlackApprovalNotices(router), clock,
-                                ttl=dt.timedelta(hours=settings.approval_ttl_hours))
+                                ttl=dt.timedelta(hours=settings.approval_ttl_hours), scheduler=scheduler)
+    scheduler.register(APPROVAL_EXPIRY, approvals.expire_job)
     approvals.on_queued.append(outbox.wake)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock, approvals=approvals)
@@ -219,18 +224,13 @@ def build_app(settings: Settings) -> Invoicebot:
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor, clock=clock)
-    # Expiry of approval requests runs in the reconciler's loop for now (one function, on the
-    # injected clock, so a scheduler can take it over).
-    reconciler.periodic.append(lambda: approvals.expire_due(clock.now()))
     background = Background()
 
-    # Timed work: the one scheduler and its kinds of jobs (approval expiry: one more register()).
+    # Scheduled payments and digests: the scheduler's other kinds of jobs.
     async def queue(messages: list[OutboxMessage]) -> None:
         await payments_repo.add_outbox(messages)
         outbox.wake()
 
-    scheduler = Scheduler(JobRepository(sessions), clock, lease_seconds=settings.scheduler_lease_seconds,
-                          poll_seconds=settings.scheduler_poll_seconds)
     reminder_settings = ReminderRepository(sessions)  # also each profile's time zone
     scheduled = ScheduledPayments(scheduler, payments, identity, invoices, billing, stripe, payments_repo, processor,
                                   audit, clock, queue, scheduled_words, time_zone=settings.default_timezone,

@@ -46,6 +46,16 @@ def _audit(job: Job, outcome: str, **detail: Any) -> AuditEvent:
                       detail={"job": job.key, "due_at": job.due_at.isoformat(), **detail})
 
 
+def new_job(*, kind: str, key: str, due_at: dt.datetime, payload: dict[str, Any] | None = None,
+            team_id: str | None = None, by: str | None = None) -> list[Any]:
+    """A job and its `scheduled` audit row, for the caller to write in its own transaction
+    together with the rows whose timed work it is (an approval request and its expiry), so
+    that neither exists without the other."""
+    job = Job(kind=kind, key=key, due_at=due_at, payload=payload or {}, team_id=team_id, status=J.SCHEDULED,
+              attempts=0)
+    return [job, _audit(job, "scheduled", **({"by": by} if by else {}))]
+
+
 class JobRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -53,13 +63,12 @@ class JobRepository:
     async def schedule(self, *, kind: str, key: str, due_at: dt.datetime, payload: dict[str, Any] | None = None,
                        team_id: str | None = None, by: str | None = None) -> Job:
         """Schedule a job once: a second call with the same key returns the first job as it is."""
-        job = Job(kind=kind, key=key, due_at=due_at, payload=payload or {}, team_id=team_id,
-                  status=J.SCHEDULED, attempts=0)
+        rows = new_job(kind=kind, key=key, due_at=due_at, payload=payload, team_id=team_id, by=by)
+        job = rows[0]
         try:
             async with self._sessions.begin() as session:
-                session.add(job)
+                session.add_all(rows)
                 await session.flush()
-                session.add(_audit(job, "scheduled", **({"by": by} if by else {})))
         except IntegrityError:
             existing = await self.by_key(key)
             if existing is None:  # pragma: no cover - deleted in between; never happens

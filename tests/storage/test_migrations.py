@@ -3,6 +3,7 @@ start on a database that is behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,3 +157,41 @@ async def test_0008_moves_slack_links_to_their_own_tables_with_the_existing_rows
     assert restored == {"pay_linked": ("V1:h1", "V1", "https://hooks.slack.test/1", "acme"),
                         "pay_no_list": ("V2:h2", "V2", None, None), "pay_bare": (None, None, None, None)}
     assert session_views == {"ps_open": "V9", "ps_bare": None}
+
+
+async def test_0011_gives_each_waiting_approval_request_its_expiry_job(database_url: str) -> None:
+    """Before 0011 a sweep expired requests; after it each waiting one has its own job, due at
+    its expiry. A decided request gets none."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0010")
+    engine = create_engine(database_url)
+    columns = ("id, team_id, user_id, paid_by, invoice_id, invoice_number, billing_profile_id, "
+               "billing_profile_name, amount_minor, currency, method_kind, payment_method_id, "
+               "payment_method_type, method_label, stripe_customer_id, status, attempts, created_at, updated_at")
+    try:
+        async with engine.begin() as connection:
+            for pay_id, status in (("pay_waits", "awaiting_approval"), ("pay_rejected", "rejected")):
+                await connection.execute(text(
+                    f"INSERT INTO payments ({columns}) VALUES (:id, 'T', 'U', 'a@b', :inv, 'INV', 'bp', 'P', 100, "
+                    "'EUR', 'card', 'pm', 'card', 'Visa', 'cus', :status, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                    {"id": pay_id, "inv": f"inv_{pay_id}", "status": status})
+                await connection.execute(text(
+                    "INSERT INTO approval_requests (payment_id, created_at, team_id, billing_profile_id, requester_id, "
+                    "approvers, threshold_minor, expires_at) VALUES (:id, CURRENT_TIMESTAMP, 'T', 'bp', 'U', "
+                    "'[\"UA\"]', 100, '2026-12-06 09:00:00')"), {"id": pay_id})  # inline: a typed literal on both databases
+    finally:
+        await engine.dispose()
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            jobs = (await connection.execute(text(
+                "SELECT key, kind, status, due_at, payload FROM jobs WHERE kind = 'approval_expiry'"))).all()
+    finally:
+        await engine.dispose()
+    [(key, kind, status, due_at, payload)] = jobs
+    assert (key, kind, status) == ("approval_expiry:pay_waits", "approval_expiry", "scheduled")
+    assert str(due_at).startswith("2026-12-06 09:00:00")
+    payload = payload if isinstance(payload, dict) else json.loads(payload)
+    assert payload["payment_id"] == "pay_waits" and payload["invoice_id"] == "inv_pay_waits"

@@ -191,3 +191,51 @@ async def test_a_request_past_its_time_is_never_approved_even_before_a_sweep_exp
     stored = await payments.get("pay_1")
     assert stored is not None and stored.status == PaymentStatus.EXPIRED.value
     await engine.dispose()
+
+
+async def test_each_request_is_expired_by_its_own_scheduler_job_and_a_decided_one_s_job_is_cancelled(
+        tmp_path: Path) -> None:
+    """The request and its `approval_expiry` job are written with the payment; at the expiry
+    the real scheduler runs the job and the request expires; a request decided before its
+    time has its job cancelled (and a job run anyway would find it decided)."""
+    from bot.approvals import EXPIRY, ApprovalService, expiry_key
+    from bot.scheduler import Scheduler
+    from storage.approvals import ApprovalRepository
+    from storage.audit import AuditLog
+    from storage.jobs import JobRepository
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    engine = create_engine(f"sqlite:///{tmp_path / 'expiry_jobs.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    sessions = session_factory(engine)
+    payments = PaymentRepository(sessions, now=clock.now)
+    scheduler = Scheduler(JobRepository(sessions), clock, worker="test")
+    service = ApprovalService(ApprovalRepository(sessions), payments, None, None, None, None, None,  # type: ignore[arg-type]
+                              AuditLog(sessions), _NoNotices(), clock, ttl=dt.timedelta(hours=72),  # type: ignore[arg-type]
+                              scheduler=scheduler)
+    scheduler.register(EXPIRY, service.expire_job)
+    rule = Rule("bp_1", "Acme", eur("1000.00"), ("UA", "UB"))
+    for payment_id, invoice_id in (("pay_1", "in_1"), ("pay_2", "in_2")):
+        payment = _payment(id=payment_id, invoice_id=invoice_id)
+        await payments.create(payment, submission_key=f"V:{payment_id}", also=service.request_rows(payment, rule))
+    job = await scheduler.jobs.by_key(expiry_key("pay_1"))
+    assert job is not None and job.status == "scheduled" and job.due_at == clock.now() + dt.timedelta(hours=72)
+
+    withdrawn = await service.withdraw("T1", "UREQ", "pay_2")
+    assert withdrawn.refused is None
+    cancelled = await scheduler.jobs.by_key(expiry_key("pay_2"))
+    assert cancelled is not None and cancelled.status == "canceled"
+
+    clock.move(hours=71)
+    assert await scheduler.run_due() == 0  # not yet
+    clock.move(hours=1, seconds=1)
+    assert await scheduler.run_due() == 1
+    expired = await payments.get("pay_1")
+    assert expired is not None and expired.status == PaymentStatus.EXPIRED.value
+    ran = await scheduler.jobs.by_key(expiry_key("pay_1"))
+    assert ran is not None and ran.status == "done"
+    second = await payments.get("pay_2")
+    assert second is not None and second.status == PaymentStatus.WITHDRAWN.value
+    await engine.dispose()

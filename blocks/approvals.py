@@ -89,14 +89,19 @@ def _summary(card: ApprovalCard, requester: str, due_on: dt.date | None, balance
     if balance is not None:
         lines.append(f"*Balance* {balance.format()}")
     lines.append(f"*Amount* {_amount(card)} · *Method* {safe(card.method, 80)}")
+    if card.pay_on is not None:
+        lines.append(f"*Scheduled for* {day(card.pay_on)}, 09:00 in the profile's time zone")
     lines.append(f"*Asked by* <@{requester}>")
     return "\n".join(lines)
 
 
 def request_message(card: ApprovalCard, *, due_on: dt.date | None,
                     balance: Money | None) -> dict[str, Any]:
-    head = (f":raised_hand: <@{card.requester}> asks you to approve a payment of *{_amount(card)}* on "
-            f"invoice *{safe(card.invoice_number, 150)}*. Nothing is charged until someone approves it.")
+    when = (f" scheduled for {day(card.pay_on)}" if card.pay_on is not None else "")
+    after = (" Approved, it is charged on that day, after the invoice is checked again." if card.pay_on is not None
+             else "")
+    head = (f":raised_hand: <@{card.requester}> asks you to approve a payment of *{_amount(card)}*{when} on "
+            f"invoice *{safe(card.invoice_number, 150)}*. Nothing is charged until someone approves it.{after}")
     value = card.payment_id
     blocks = [
         _md(head),
@@ -116,6 +121,12 @@ def outcome_line(card: ApprovalCard, event: str) -> str:
     by = f"<@{card.decided_by}>" if card.decided_by else ""
     if event == "approved":
         return f":white_check_mark: Approved by {by}. Charging *{amount}*…"
+    if event == "approved_for_later":
+        on = f" on {day(card.pay_on)}" if card.pay_on else " on its day"
+        return f":white_check_mark: Approved by {by}. *{amount}* will be charged{on}, after the invoice is checked again."
+    if event == "ended_scheduled":
+        return (f":no_entry_sign: The scheduled payment will not be made: "
+                f"{safe(card.reason or card.failure_message or '', 500)}. Nothing was charged.")
     if event in ("paid", "settled"):
         return f":white_check_mark: Approved by {by} and charged: *{amount}* to {safe(card.method, 80)}."
     if event == "processing":
@@ -158,6 +169,11 @@ def requester_message(card: ApprovalCard, event: str) -> dict[str, Any]:
                 "time. Nothing was charged; press *Pay Now* to ask again.")
     elif event == "withdrawn":
         head = f":leftwards_arrow_with_hook: You withdrew your request to pay *{amount}* on invoice {invoice}."
+    elif event == "approved_for_later":
+        on = f"on {day(card.pay_on, locale)}" if card.pay_on else "on the day you chose"
+        head = (f":white_check_mark: <@{card.decided_by}> approved your payment of *{amount}* on invoice {invoice}. "
+                f"It will be charged {on} at 09:00 (the profile's time zone), after the invoice is checked again; "
+                "nothing is charged before. `/invoices scheduled` shows it, with Cancel.")
     elif event == "canceled":
         by = f"<@{card.decided_by}> approved it, but it" if card.decided_by else "It"
         head = (f":warning: Your payment of *{amount}* on invoice {invoice} was not charged. {by} could not be "
@@ -221,6 +237,10 @@ def click_answer(refused: Refusal | None, card: ApprovalCard | None) -> str:
         return "Done."
     if card.status == "recorded":
         return f":white_check_mark: Approved and charged: {_amount(card)}."
+    if card.status == "scheduled":
+        on = f" on {day(card.pay_on)}" if card.pay_on else " on its day"
+        return (f":white_check_mark: Approved. {_amount(card)} will be charged{on}, after the invoice is checked "
+                "again; the requester has been told.")
     if card.status == "rejected":
         return "Rejected. The requester has been told why."
     if card.status == "withdrawn":

@@ -46,6 +46,7 @@ _STATUS = {
     "rejected": ":no_entry: Rejected",
     "expired": ":hourglass: Approval expired",
     "withdrawn": "Withdrawn",
+    "scheduled": ":calendar: Approved; paid on its day (nothing charged yet)",
 }
 
 

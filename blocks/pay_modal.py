@@ -113,8 +113,10 @@ def pay_form_view(form: PayForm, *, today: dt.date, notice: str | None = None,
         blocks.append(_md(notice))
     blocks.append(_invoice_summary(invoice, profile.name, today, locale))
     if form.in_flight is not None:
+        waiting = form.in_flight.status == "awaiting_approval"
+        what = "is waiting for approval" if waiting else "is in progress"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f":hourglass: A payment on this invoice is in progress (started by <@{form.in_flight.user_id}>). "
+            text=f":hourglass: A payment on this invoice {what} (started by <@{form.in_flight.user_id}>). "
                  "Wait for its result before paying again.")]))
     if form.approval is not None:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=form_note(form.approval, locale))]))

@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from blocks.approvals import people
 from blocks.invoices import Message
 from blocks.reminders import DIGEST_PAY_NOW
 from blocks.text import clip, day, safe
@@ -62,6 +63,7 @@ def scheduled_view(s: Scheduled, *, callback_id: str, title: str) -> dict[str, A
     """The modal's confirmation of a scheduled payment, with Cancel."""
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=clip(f":calendar: *Payment scheduled*\n{_summary(s)}.", _SECTION))),
+        *([SectionBlock(text=MarkdownTextObject(text=clip(_approval_note(s), _SECTION)))] if s.approvers else []),
         ContextBlock(elements=[MarkdownTextObject(text=(
             "On the day it is checked again: if the balance is lower it pays the balance, if the invoice is paid it "
             "is cancelled, and you get a direct message either way. Nothing is charged before then."))]),
@@ -70,14 +72,20 @@ def scheduled_view(s: Scheduled, *, callback_id: str, title: str) -> dict[str, A
     return View(type="modal", callback_id=callback_id, title=title, close="Close", blocks=blocks).to_dict()
 
 
+def _approval_note(s: Scheduled) -> str:
+    return (f":scales: *Needs approval first*: we asked {people(list(s.approvers))}. Approved before its day, it is "
+            "charged on that day; not approved by then, nothing is charged and you are told. The invoice is held "
+            "for this payment while the request waits.")
+
+
 def scheduled_words(event: str, s: Scheduled | None, extra: dict[str, Any]) -> dict[str, Any]:
     """The payer's DM about their scheduled payment (`event`: scheduled, cancelled, lowered,
-    late, no_access, gone, paid, changed, method, busy, declined, approval, failed)."""
+    late, no_access, gone, paid, changed, method, busy, declined, approval, not_approved, failed)."""
     assert s is not None
     summary = _summary(s)
     pay_again = False
     if event == "scheduled":
-        text = f":calendar: You scheduled a payment: {summary}."
+        text = f":calendar: You scheduled a payment: {summary}." + (f"\n{_approval_note(s)}" if s.approvers else "")
     elif event == "cancelled":
         by = extra.get("by")
         text = (f":no_entry_sign: Your scheduled payment was cancelled{f' by <@{by}>' if by and by != s.user_id else ''}"
@@ -108,10 +116,11 @@ def scheduled_words(event: str, s: Scheduled | None, extra: dict[str, Any]) -> d
             "busy": "another payment of this invoice was in progress",
             "declined": "the payment did not go through (see the message above); pay with another method",
             "approval": "payments of this amount now need an approver's approval: pay now to ask for it",
+            "not_approved": "nobody approved it before its day; pay now, or schedule it again, to ask again",
         }
         text = (f":x: Your scheduled payment was not made: {summary}. Why: {reasons[event]}." if event == "declined"
                 else f":x: Your scheduled payment was cancelled, nothing was charged: {summary}. Why: {reasons[event]}.")
-        pay_again = event in {"late", "method", "busy", "changed", "declined", "approval"}
+        pay_again = event in {"late", "method", "busy", "changed", "declined", "approval", "not_approved"}
     blocks: list[dict[str, Any]] = [SectionBlock(text=MarkdownTextObject(text=clip(text, _SECTION))).to_dict()]
     if event == "scheduled":
         blocks.append(ActionsBlock(block_id="scheduled", elements=[_cancel(s)]).to_dict())

@@ -13,6 +13,7 @@ approvers clicking at once exactly one wins. The charge is a separate step that 
                       ──withdraw (requester)──▶ withdrawn
                       ──APPROVAL_TTL_HOURS──▶ expired   (its own scheduler job, `approval_expiry`)
                       ──approve, but the invoice or method changed──▶ canceled
+                      ──approve a scheduled payment──▶ scheduled ──its day (bot/scheduled_payments.py)──▶ approved ▶ …
 
 This module knows nothing of Slack: what people are told is built by an `ApprovalNotices`.
 """
@@ -40,7 +41,7 @@ from storage.approvals import ApprovalRepository
 from storage.audit import AuditLog
 from storage.jobs import new_job
 from storage.models import (
-    ApprovalPolicy, ApprovalRequest, AuditEvent, Job, OutboxMessage, Payment, PaymentStatus,
+    SCHEDULED_PAYMENT_ID_PREFIX, ApprovalPolicy, ApprovalRequest, AuditEvent, Job, OutboxMessage, Payment, PaymentStatus,
 )
 from storage.payments import PaymentRepository
 
@@ -107,6 +108,7 @@ class ApprovalCard:
     decided_by: str | None = None
     reason: str | None = None
     failure_message: str | None = None
+    pay_on: dt.date | None = None  # a scheduled payment's day (None: charged once approved)
 
     @classmethod
     def of(cls, payment: Payment, request: ApprovalRequest | None = None) -> ApprovalCard:
@@ -118,7 +120,8 @@ class ApprovalCard:
             approvers=tuple(request.approvers) if request else (),
             expires_at=request.expires_at if request else None,
             decided_by=(request.decided_by if request else None) or payment.approved_by,
-            reason=request.reason if request else None, failure_message=payment.failure_message)
+            reason=request.reason if request else None, failure_message=payment.failure_message,
+            pay_on=request.pay_on if request else None)
 
 
 class ApprovalNotices(Protocol):
@@ -255,18 +258,19 @@ class ApprovalService:
             raise NoApproverAvailable()
         return rule
 
-    def request_row(self, payment: Payment, rule: Rule) -> ApprovalRequest:
+    def request_row(self, payment: Payment, rule: Rule, *, pay_on: dt.date | None = None) -> ApprovalRequest:
         """The request written with the payment (same transaction), under today's rule."""
         assert rule.threshold is not None
         return ApprovalRequest(
             payment_id=payment.id, team_id=payment.team_id, billing_profile_id=payment.billing_profile_id,
             requester_id=payment.user_id, approvers=[a for a in rule.approvers if a != payment.user_id],
-            threshold_minor=rule.threshold.minor, expires_at=self._clock.now() + self._ttl)
+            threshold_minor=rule.threshold.minor, expires_at=self._clock.now() + self._ttl, pay_on=pay_on)
 
-    def request_rows(self, payment: Payment, rule: Rule) -> list[object]:
+    def request_rows(self, payment: Payment, rule: Rule, *, pay_on: dt.date | None = None) -> list[object]:
         """The request and its expiry job, written with the payment (same transaction): no
-        request waits without the job that ends it, whatever crashes."""
-        request = self.request_row(payment, rule)
+        request waits without the job that ends it, whatever crashes. `pay_on`: the request
+        is for a payment scheduled for that day (approved, it waits for it)."""
+        request = self.request_row(payment, rule, pay_on=pay_on)
         return [request, *new_job(
             kind=EXPIRY, key=expiry_key(payment.id), due_at=request.expires_at, team_id=payment.team_id,
             payload={"payment_id": payment.id, "user_id": payment.user_id, "invoice_id": payment.invoice_id,
@@ -300,16 +304,21 @@ class ApprovalService:
         if problem:
             return await self._end(payment, request, S.CANCELED, "canceled", by=user_id, reason=problem,
                                    failure_message=f"Not charged: {problem}")
+        # A scheduled payment, approved, waits for its day (the scheduler charges it then).
+        later = is_scheduled_payment(payment)
+        to_state, event = (S.SCHEDULED, "approved_for_later") if later else (S.APPROVED, "approved")
         moved = await self._payments.transition(
-            payment.id, [S.AWAITING_APPROVAL], S.APPROVED, approved_by=user_id,
-            outbox=await self._notices.decided(_copy(payment, status=S.APPROVED.value, approved_by=user_id),
-                                               request, "approved"),
-            audit=[self._event(payment, "approved", user_id)])
+            payment.id, [S.AWAITING_APPROVAL], to_state, approved_by=user_id,
+            outbox=await self._notices.decided(_copy(payment, status=to_state.value, approved_by=user_id),
+                                               _copy_request(request, decided_by=user_id, reason=None), event),
+            audit=[self._event(payment, "approved", user_id, **({"for_later": "true"} if later else {}))])
         if moved is None:
             return await self._lost_race(payment, user_id, "approve")
         await self._repo.decide(payment.id, decided_by=user_id)
         await self._expiry_not_needed(payment.id, by=user_id)
         self._wake()
+        if later:
+            return Decision(moved)
         # The charge: a separate step from `approved` (the reconciler finishes it after a crash).
         return Decision(await self.charge(payment.id))
 
@@ -336,6 +345,27 @@ class ApprovalService:
             return await self._refuse(team_id, user_id, payment, Refusal.ALREADY_DECIDED, "withdraw")
         return await self._end(payment, request, S.WITHDRAWN, "withdrawn", by=user_id, reason=None,
                                failure_message="Withdrawn by the requester before approval.")
+
+    async def end_scheduled(self, payment: Payment, reason: str, *, by: str | None = None) -> Payment | None:
+        """A scheduled payment's request ends before any charge (cancelled, or its day's checks
+        failed): still waiting for approval, it is withdrawn (expired, when its day came with no
+        decision and nobody cancelled it); approved, canceled. Every approver's message says so;
+        the payer's DM is the scheduler's. None if it had moved on."""
+        request = await self._repo.request(payment.id)
+        waiting = payment.status == S.AWAITING_APPROVAL
+        to_state = (S.WITHDRAWN if by else S.EXPIRED) if waiting else S.CANCELED
+        preview = _copy(payment, status=to_state.value, failure_message=reason)
+        outbox = (await self._notices.decided(preview, _copy_request(request, decided_by=by, reason=reason),
+                                              "ended_scheduled") if request is not None else [])
+        moved = await self._payments.transition(
+            payment.id, [S.AWAITING_APPROVAL, S.SCHEDULED], to_state, failure_message=reason, outbox=outbox,
+            audit=[self._event(payment, to_state.value, by, reason=reason)])
+        if moved is not None:
+            if waiting:
+                await self._repo.decide(payment.id, decided_by=by, reason=reason)
+                await self._expiry_not_needed(payment.id, by=by)
+            self._wake()
+        return moved
 
     async def expire_job(self, job: Job, ctx: JobContext) -> JobResult:
         """The scheduler's `approval_expiry` job, due at the request's expiry: if nobody has
@@ -519,6 +549,10 @@ def _copy_request(request: ApprovalRequest, **fields: object) -> ApprovalRequest
     for key, value in fields.items():
         setattr(clone, key, value)
     return clone
+
+
+def is_scheduled_payment(payment: Payment) -> bool:
+    return payment.id.startswith(SCHEDULED_PAYMENT_ID_PREFIX)
 
 
 def expiry_key(payment_id: str) -> str:

@@ -58,7 +58,8 @@ OUTCOMES = frozenset({S.RECORDED, S.PROCESSING, S.FAILED, S.REQUIRES_ACTION, S.N
 _AUDITED = OUTCOMES | {S.CHARGED, S.CANCELED}
 # Waiting for an approver, or ended before any charge by a decision (bot/approvals.py makes
 # these moves); a drive of the payment rests there.
-APPROVAL_STATES = frozenset({S.AWAITING_APPROVAL, S.REJECTED, S.EXPIRED, S.WITHDRAWN})
+# `scheduled`: approved, waiting for its day; the scheduler moves it on (bot/scheduled_payments.py).
+APPROVAL_STATES = frozenset({S.AWAITING_APPROVAL, S.REJECTED, S.EXPIRED, S.WITHDRAWN, S.SCHEDULED})
 
 
 @contextlib.contextmanager

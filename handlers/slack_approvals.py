@@ -27,7 +27,7 @@ _EVENT_OF_STATUS = {
     PaymentStatus.CANCELED: "canceled",  # approved, then the invoice changed before the charge
 }
 # Decisions the requester hears about from us (an approval is followed by the charge's own DM).
-_TELL_REQUESTER = {"rejected", "expired", "withdrawn", "canceled"}
+_TELL_REQUESTER = {"rejected", "expired", "withdrawn", "canceled", "approved_for_later"}
 
 
 def ask_key(payment_id: str, approver: str) -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy import JSON, BigInteger, Date, DateTime, Index, Integer, String, Text, func, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -66,6 +66,13 @@ class PaymentStatus(enum.StrEnum):
     REJECTED = "rejected"          # an approver said no (with a reason); nothing charged
     EXPIRED = "expired"            # nobody decided within APPROVAL_TTL_HOURS; nothing charged
     WITHDRAWN = "withdrawn"        # the requester took it back; nothing charged
+    # A scheduled payment approved before its day (bot/scheduled_payments.py): nothing charged;
+    # it holds no slot, and on its day the scheduler checks it again and charges it (`approved`).
+    SCHEDULED = "scheduled"
+
+
+# A scheduled payment's id says so (chosen when it is scheduled, kept by its job and its row).
+SCHEDULED_PAYMENT_ID_PREFIX = "pay_sched_"
 
 
 # At most one of these per invoice at a time (a partial unique index enforces it).
@@ -333,6 +340,7 @@ class ApprovalRequest(Base):
     approvers: Mapped[list[str]] = mapped_column(JSON, default=list)  # as the rule named them then
     threshold_minor: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[dt.datetime] = mapped_column()
+    pay_on: Mapped[dt.date | None] = mapped_column(Date)  # a scheduled payment's day (None: now)
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[dt.datetime | None] = mapped_column()
     reason: Mapped[str | None] = mapped_column(Text)

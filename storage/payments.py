@@ -102,6 +102,17 @@ class PaymentRepository:
         messages and audit events are written in the same transaction, so a state change,
         the notification it calls for and its audit row are never separated.
         """
+        try:
+            return await self._transition(payment_id, from_states, to_state, outbox=outbox, audit=audit, **fields)
+        except IntegrityError:
+            if to_state not in IN_FLIGHT:
+                raise
+            # Moving into an in-flight state while another payment of the invoice is in flight
+            # (a scheduled payment's day): the partial unique index refuses it.
+            raise PaymentInFlight(None) from None
+
+    async def _transition(self, payment_id: str, from_states: Iterable[PaymentStatus], to_state: PaymentStatus, *,
+                          outbox: Sequence[OutboxMessage], audit: Sequence[AuditEvent], **fields: Any) -> Payment | None:
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(Payment)

@@ -96,7 +96,8 @@ def has_buttons(message: dict[str, Any]) -> bool:
 
 async def test_below_the_threshold_pays_at_once_above_it_waits_then_is_charged_once(world: World) -> None:
     team = await a_team(world)
-    notice = await world.wait_for_channel_message("changed the approval rule")
+    # This profile's announcement (another test's rule change may be in the channel too).
+    notice = await world.wait_for_channel_message(f"changed the approval rule of {team.profile.name}")
     assert team.profile.name in texts(notice["blocks"]) and team.admin.user_id in notice["text"]
     assert "SET_APPROVAL_THRESHOLD".lower() in audit(world, team.admin.user_id)
 

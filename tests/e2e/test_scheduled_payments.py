@@ -304,16 +304,103 @@ async def test_two_servers_on_postgresql_run_100_payments_due_the_same_minute_on
         second.stop()
 
 
-async def test_a_payment_needing_approval_is_not_scheduled_past_it(world: World) -> None:
+async def _approval_team(world: World, amount: str) -> tuple[Any, Person, Person, dict[str, Any]]:
+    """A profile whose payments of EUR 100 or more need the admin's approval, a payer, an invoice."""
     profile = await world.profile(currency="EUR", cards=("visa",))
     admin = await world.person([profile], permissions=("invoice_viewer", "billing_profile_admin"))
     payer = await world.person([profile])
-    invoice = await world.invoice(profile, "250.00", due_in_days=3)
-    reply = texts((await SlackUser(world.slack, admin.user_id).command(f"approvals {profile.id} 100"))["blocks"])
-    assert "100" in reply
+    boss = SlackUser(world.slack, admin.user_id)
+    assert "100" in texts((await boss.command(f"approvals {profile.id} 100"))["blocks"])
+    assert "Approvers changed" in texts((await boss.command(f"approvers {profile.id} <@{admin.user_id}>"))["blocks"])
+    invoice = await world.invoice(profile, amount, due_in_days=3)
+    return profile, admin, payer, invoice
+
+
+async def _approver_dm(world: World, approver: Person, invoice: dict[str, Any], needle: str) -> dict[str, Any]:
+    async def found() -> list[dict[str, Any]]:
+        messages = await world.slack.messages(channel=approver.user_id)
+        return [m for m in messages if not m["ephemeral"] and invoice["number"] in texts(m["blocks"])
+                and needle in texts(m["blocks"])]
+    return (await eventually(found))[0]
+
+
+async def test_a_payment_needing_approval_is_approved_before_its_day_then_charged_once_on_it(world: World) -> None:
+    profile, admin, payer, invoice = await _approval_team(world, "250.00")
     done = await schedule(world, payer, invoice)
     shown = texts(done["view"]["blocks"])
-    assert "Payment not scheduled" in shown and "approval" in shown
-    assert not [j for j in jobs(world.stack) if j["kind"] == "scheduled_payment" and j["state"] == "scheduled"
-                and j["key"].startswith(f"payment:{done['id']}:")]
+    assert "Payment scheduled" in shown and "Needs approval first" in shown and admin.user_id in shown, shown
+    # The approver is asked now, with the day; nothing is charged.
+    asked = await _approver_dm(world, admin, invoice, "approval_approve")
+    body = texts(asked["blocks"])
+    assert "Scheduled for" in body and "€250.00" in body and payer.user_id in body
+    assert await world.intents(profile.customer_id or "") == []
+    # While it waits, nobody can pay the same balance now.
+    other = SlackUser(world.slack, admin.user_id)
+    form = await other.pay_now(await other.command(invoice["number"]), invoice["id"])
+    assert "A payment on this invoice is waiting for approval" in texts(form["view"]["blocks"])
+
+    result = await world.slack.click(admin.user_id, "approval_approve", message_id=asked["id"])
+    assert result["status"] == 200, result
+    told = await eventually(lambda: dms_about(world, payer.user_id, invoice),
+                            lambda ms: [m for m in ms if "approved your payment" in m["text"]])
+    assert f"<@{admin.user_id}>" in told[0]["text"] and "will be charged" in told[0]["text"]
+    await _approver_dm(world, admin, invoice, "will be charged")
+    await asyncio.sleep(1.0)
+    assert await world.intents(profile.customer_id or "") == []  # approved, still nothing before the day
+    assert await world.recorded_payments(invoice["id"]) == []
+
+    world.stack.move_clock(seconds_until(due_on(invoice)))
+    try:
+        recorded = await eventually(lambda: world.recorded_payments(invoice["id"]))
+        assert [r["amount"] for r in recorded] == ["250.00"] and recorded[0]["paid_by"] == payer.email
+        went = await eventually(lambda: dms_about(world, payer.user_id, invoice),
+                                lambda ms: [m for m in ms if "went through" in m["text"]])
+        assert f"Approved by <@{admin.user_id}>" in went[0]["text"] + texts(went[0]["blocks"])
+        charged = await _approver_dm(world, admin, invoice, "and charged")
+        assert "approval_approve" not in texts(charged["blocks"])
+        notice = await world.wait_for_channel_message(invoice["number"], timeout=30)
+        both = notice["text"] + texts(notice["blocks"])
+        assert f"Approved by <@{admin.user_id}>" in both and "scheduled payment" in both
+        await asyncio.sleep(2)
+        assert len(await world.recorded_payments(invoice["id"])) == 1
+        [intent] = await world.intents(profile.customer_id or "")
+        assert intent["status"] == "succeeded" and intent["amount"] == 25000
+    finally:
+        world.stack.move_clock(0)
+
+
+async def test_a_scheduled_payment_nobody_approved_by_its_day_charges_nothing(world: World) -> None:
+    profile, admin, payer, invoice = await _approval_team(world, "180.00")
+    assert "Needs approval first" in texts((await schedule(world, payer, invoice))["view"]["blocks"])
+    await _approver_dm(world, admin, invoice, "approval_approve")
+    # The approver never decides; the day comes (within APPROVAL_TTL_HOURS of the request).
+    world.stack.move_clock(seconds_until(due_on(invoice)))
+    try:
+        told = await eventually(lambda: dms_about(world, payer.user_id, invoice),
+                                lambda ms: [m for m in ms if "nobody approved it before its day" in m["text"]])
+        assert "nothing was charged" in told[0]["text"].lower()
+        ended = await _approver_dm(world, admin, invoice, "will not be made")
+        assert "approval_approve" not in texts(ended["blocks"])  # no live buttons left
+        await asyncio.sleep(2)
+        assert await world.intents(profile.customer_id or "") == []
+        assert await world.recorded_payments(invoice["id"]) == []
+        assert "expired" in world.stack.invoicebot("payments", "--invoice", invoice["number"]).stdout
+    finally:
+        world.stack.move_clock(0)
+
+
+async def test_cancelling_a_scheduled_payment_that_waits_for_approval_ends_its_request(world: World) -> None:
+    profile, admin, payer, invoice = await _approval_team(world, "150.00")
+    done = await schedule(world, payer, invoice)
+    await _approver_dm(world, admin, invoice, "approval_approve")
+    result = await world.slack.click(payer.user_id, "cancel_scheduled_payment", view_id=done["id"])
+    assert result["status"] == 200, result
+    ended = await _approver_dm(world, admin, invoice, "will not be made")
+    assert "approval_approve" not in texts(ended["blocks"]) and "cancelled by" in texts(ended["blocks"])
+    assert "withdrawn" in world.stack.invoicebot("payments", "--invoice", invoice["number"]).stdout
+    # The invoice is free again: paying it now is not refused as waiting for approval.
+    other = SlackUser(world.slack, payer.user_id)
+    form = await other.pay_now(await other.command(invoice["number"]), invoice["id"])
+    assert "Pay with" in texts(form["view"]["blocks"]) and "A payment on this invoice" not in texts(
+        form["view"]["blocks"])
     assert await world.intents(profile.customer_id or "") == []

@@ -88,7 +88,8 @@ async def test_a_scheduled_payment_whose_charge_started_is_not_cancelled_as_if_n
         return True
 
     async def get(payment_id: str) -> object | None:
-        return object() if payment_id == "pay_sched_1" else None  # the payment row exists
+        # The payment row exists, and its charge has started.
+        return SimpleNamespace(status="confirming") if payment_id == "pay_sched_1" else None
 
     async def queue(_messages: list[object]) -> None:
         raise AssertionError("nobody is told anything was cancelled")

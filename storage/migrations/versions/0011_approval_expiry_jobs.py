@@ -1,8 +1,10 @@
-"""approval expiry as scheduler jobs: one `approval_expiry` job for each request still waiting
+"""approval expiry as scheduler jobs: one `approval_expiry` job for each request still waiting;
+approval_requests.pay_on: the day of a scheduled payment that asks for approval first
 
 Until now the reconciler's loop swept expired requests; each request is now expired by its
 own job, written with the request. This carries the requests that wait at upgrade time over:
-each gets its job, due at its expiry (nothing else changes; no schema change).
+each gets its job, due at its expiry. A request may now be for a scheduled payment: `pay_on`
+is its day (NULL for a payment now, as every older request is).
 
 Revision ID: 0011
 Revises: 0010
@@ -28,6 +30,7 @@ _jobs = sa.table(
 
 
 def upgrade() -> None:
+    op.add_column('approval_requests', sa.Column('pay_on', sa.Date(), nullable=True))
     bind = op.get_bind()
     waiting = bind.execute(sa.text(
         "SELECT r.payment_id, r.team_id, r.expires_at, p.user_id, p.invoice_id, p.billing_profile_id "
@@ -49,3 +52,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     # The sweep of the older code expires what waits; its jobs would only be unknown kinds there.
     op.execute("DELETE FROM jobs WHERE kind = 'approval_expiry' AND status = 'scheduled'")
+    with op.batch_alter_table('approval_requests') as batch:
+        batch.drop_column('pay_on')

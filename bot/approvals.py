@@ -31,10 +31,10 @@ from bot.billing import BillingClient, BillingError, BillingNotFound, Invoice
 from bot.clock import Clock
 from bot.errors import ApprovalProblem, NoApproverAvailable
 from bot.identity import DEFAULT_LOCALE, AccessDenied, AccessProblem, IdentityService, Viewer
-from bot.invoices import InvoiceService
+from bot.invoices import InvoiceService, ProfileNameProblem
 from bot.money import Money, MoneyError, parse_amount
 from bot.processor import PaymentProcessor
-from bot.routing import NotificationRouter, RouteProblem
+from bot.routing import NotificationRouter
 from bot.scheduler import JobContext, JobResult, Scheduler
 from bot.stripe_gateway import StripeGateway, StripeRejected, StripeUnavailable
 from storage.approvals import ApprovalRepository
@@ -240,9 +240,10 @@ class ApprovalService:
                                      reason="not_billing_profile_admin")
             raise AccessDenied(AccessProblem.NOT_ADMIN)
         try:
-            return await _profile_named(self._invoices, viewer, text)
-        except RouteProblem as exc:
-            raise ApprovalProblem(str(exc).replace("/invoices notify", "/invoices approvals")) from None
+            [profile_id] = await self._invoices.profiles_named(viewer, text, listed_by="/invoices approvals")
+        except ProfileNameProblem as exc:
+            raise ApprovalProblem(str(exc)) from None
+        return profile_id
 
     # -- request (from the submission) -------------------------------------------------
     async def gate(self, viewer: Viewer, profile_id: str, amount: Money) -> Rule | None:
@@ -516,25 +517,6 @@ def _describe(policy: ApprovalPolicy | None) -> dict[str, object] | None:
         return None
     return {"threshold_minor": policy.threshold_minor, "currency": policy.currency,
             "approvers": list(policy.approvers or [])}
-
-
-async def _profile_named(invoices: InvoiceService, viewer: Viewer, text: str) -> str:
-    ids = sorted(viewer.access.billing_profile_ids)
-    needle = text.strip().casefold()
-    matches = []
-    for pid in ids:
-        profile = await invoices.profile(pid)
-        if pid.casefold() == needle or profile.name.casefold() == needle:
-            return pid
-        if needle and needle in profile.name.casefold():
-            matches.append(pid)
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise RouteProblem(f"None of your billing profiles is called “{text.strip()[:100]}”. "
-                           "Run `/invoices notify` to see them.")
-    raise RouteProblem(f"“{text.strip()[:100]}” matches several of your billing profiles; use its full "
-                       "name or id (see `/invoices notify`).")
 
 
 def _copy(payment: Payment, **fields: object) -> Payment:

@@ -95,6 +95,11 @@ class PaymentHistory(Protocol):
     async def latest_for_invoice(self, invoice_id: str, statuses: Sequence[PaymentStatus]) -> Payment | None: ...
 
 
+class ProfileNameProblem(Exception):
+    """A billing profile named in a command matches none, or several, of the person's; the
+    message is for the person (each command says it under its own title)."""
+
+
 class InvoiceService:
     def __init__(self, billing: BillingClient, *, clock: Clock | None = None, profile_ttl_seconds: float = 60.0,
                  payments: PaymentHistory | None = None) -> None:
@@ -112,6 +117,26 @@ class InvoiceService:
     async def profile(self, profile_id: str, *, fresh: bool = False) -> BillingProfile:
         return await self._profiles.get_or_load(profile_id, lambda: self._billing.get_billing_profile(profile_id),
                                                 fresh=fresh)
+
+    async def profiles_named(self, viewer: Viewer, text: str, *, listed_by: str) -> list[str]:
+        """The person's billing profiles that `text` names, the one way every command reads a
+        profile's name: no text, all of them; its id or its whole name (any case), that one;
+        else the only one whose name contains it. `listed_by`: the command that shows them,
+        for the words of a ProfileNameProblem."""
+        ids = sorted(viewer.access.billing_profile_ids)
+        needle = text.strip().casefold()
+        if not needle:
+            return ids
+        profiles = await self._profiles_by_id(ids)
+        exact = [pid for pid in ids if pid.casefold() == needle or profiles[pid].name.casefold() == needle]
+        matches = exact or [pid for pid in ids if needle in profiles[pid].name.casefold()]
+        if len(matches) == 1:
+            return matches
+        if not matches:
+            raise ProfileNameProblem(f"None of your billing profiles is called “{text.strip()[:100]}”. "
+                                     f"Run `{listed_by}` to see them.")
+        raise ProfileNameProblem(f"“{text.strip()[:100]}” matches several of your billing profiles; use its full "
+                                 f"name or id (see `{listed_by}`).")
 
     async def list_payable(self, viewer: Viewer, query: ListQuery) -> InvoiceListing:
         profile_ids = sorted(set(viewer.access.billing_profile_ids))

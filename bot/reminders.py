@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from bot.billing import BillingClient, Invoice
 from bot.clock import Clock
 from bot.identity import Viewer
-from bot.invoices import InvoiceService
+from bot.invoices import InvoiceService, ProfileNameProblem
 from bot.money import Money, totals_by_currency
 from bot.routing import NotificationRouter
 from bot.scheduler import JobContext, JobResult, Scheduler
@@ -306,24 +306,10 @@ class ReminderService:
                            setting.days_ahead, setting.time_zone, upcoming[0].due_at if upcoming else None)
 
     async def _profiles_named(self, viewer: Viewer, text: str) -> list[str]:
-        ids = sorted(viewer.access.billing_profile_ids)
-        needle = text.strip().casefold()
-        if not needle:
-            return ids
-        matches = []
-        for pid in ids:
-            profile = await self.invoices.profile(pid)
-            if pid.casefold() == needle or profile.name.casefold() == needle:
-                return [pid]
-            if needle in profile.name.casefold():
-                matches.append(pid)
-        if len(matches) == 1:
-            return matches
-        if not matches:
-            raise ReminderProblem(f"None of your billing profiles is called “{text.strip()[:100]}”. "
-                                  "Run `/invoices reminders` to see them.")
-        raise ReminderProblem(f"“{text.strip()[:100]}” matches several of your billing profiles; use its full "
-                              "name or id (see `/invoices reminders`).")
+        try:
+            return await self.invoices.profiles_named(viewer, text, listed_by="/invoices reminders")
+        except ProfileNameProblem as exc:
+            raise ReminderProblem(str(exc)) from None
 
     # -- the job ---------------------------------------------------------------------------
     async def run_digest(self, job: Job, ctx: JobContext) -> JobResult:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.identity import AccessDenied, AccessProblem, Viewer
-from bot.invoices import InvoiceService
+from bot.invoices import InvoiceService, ProfileNameProblem
 from storage.audit import AuditLog
 from storage.routes import RouteRepository
 
@@ -91,21 +91,7 @@ class RoutingService:
         return channel_id, [row for row in await self.show(viewer) if row.profile_id in profile_ids]
 
     async def _profiles_named(self, viewer: Viewer, text: str) -> list[str]:
-        ids = sorted(viewer.access.billing_profile_ids)
-        needle = text.strip().casefold()
-        if not needle:
-            return ids
-        matches = []
-        for pid in ids:
-            profile = await self._invoices.profile(pid)
-            if pid.casefold() == needle or profile.name.casefold() == needle:
-                return [pid]
-            if needle in profile.name.casefold():
-                matches.append(pid)
-        if len(matches) == 1:
-            return matches
-        if not matches:
-            raise RouteProblem(f"None of your billing profiles is called “{text.strip()[:100]}”. "
-                               "Run `/invoices notify` to see them.")
-        raise RouteProblem(f"“{text.strip()[:100]}” matches several of your billing profiles; use its full "
-                           "name or id (see `/invoices notify`).")
+        try:
+            return await self._invoices.profiles_named(viewer, text, listed_by="/invoices notify")
+        except ProfileNameProblem as exc:
+            raise RouteProblem(str(exc)) from None

@@ -22,6 +22,7 @@ from bot.errors import (
 from bot.identity import AccessDenied, AccessProblem
 from bot.links import LinkInvalid
 from bot.money import MoneyError
+from bot.invoices import ProfileNameProblem
 from bot.reminders import ReminderProblem
 from bot.routing import RouteProblem
 from bot.scheduled_payments import ScheduleProblem
@@ -113,6 +114,8 @@ WORDS: dict[type[BaseException], Entry] = {
     AccessDenied: Entry(_access),  # type: ignore[arg-type]
     RouteProblem: Entry(lambda exc: Explanation("Notifications not changed", str(exc))),
     ReminderProblem: Entry(lambda exc: Explanation("Reminders not changed", str(exc))),
+    # Each command says it under its own title (a RouteProblem, ...); this is the fallback.
+    ProfileNameProblem: Entry(lambda exc: Explanation("Which billing profile?", str(exc))),
     ScheduleProblem: Entry(lambda exc: Explanation("Scheduled payment not changed", str(exc))),
     InvoiceUnavailable: Entry(Explanation(
         "Invoice not found", "That invoice no longer exists in the billing system. Nothing was charged. "

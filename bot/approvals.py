@@ -33,7 +33,7 @@ from bot.errors import ApprovalProblem, NoApproverAvailable
 from bot.identity import DEFAULT_LOCALE, AccessDenied, AccessProblem, IdentityService, Viewer
 from bot.invoices import InvoiceService, ProfileNameProblem
 from bot.money import Money, MoneyError, parse_amount
-from bot.processor import PaymentProcessor
+from bot.processor import PaymentProcessor, changed_since
 from bot.routing import NotificationRouter
 from bot.scheduler import JobContext, JobResult, Scheduler
 from bot.stripe_gateway import StripeGateway, StripeRejected, StripeUnavailable
@@ -436,13 +436,9 @@ class ApprovalService:
         """Why this payment can no longer be charged as asked (None: it can)."""
         try:
             invoice = await self._billing.get_invoice(payment.invoice_id)
-            if not invoice.is_payable:
-                return (f"invoice {invoice.number} is {invoice.status.replace('_', ' ')} now (paid or closed by "
-                        "other means since the request).")
-            if invoice.currency != payment.currency or \
-                    Money.from_minor(payment.amount_minor, payment.currency) > invoice.balance:
-                return (f"the balance of invoice {invoice.number} changed since the request; it is now "
-                        f"{invoice.balance.format()}.")
+            changed = changed_since(invoice, payment, "since the request")
+            if changed:
+                return changed
             saved = await self._stripe.saved_methods(payment.stripe_customer_id)
         except BillingNotFound:
             return "the invoice no longer exists in the billing system."

@@ -33,7 +33,7 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from bot.billing import BillingError, BillingNotFound, PaymentRecord, RecordedPayment
+from bot.billing import BillingError, BillingNotFound, Invoice, PaymentRecord, RecordedPayment
 from bot.clock import Clock, SystemClock
 from bot.money import Money
 from bot.ports import BillingApi, PaymentIntents, PaymentNotifier
@@ -246,14 +246,7 @@ class PaymentProcessor:
             invoice = await self._billing.get_invoice(payment.invoice_id)
         except BillingNotFound:
             return "the invoice no longer exists in the billing system."
-        if not invoice.is_payable:
-            return (f"invoice {invoice.number} is {invoice.status.replace('_', ' ')} now "
-                    "(paid or closed by other means after the approval).")
-        if invoice.currency != payment.currency or \
-                Money.from_minor(payment.amount_minor, payment.currency) > invoice.balance:
-            return (f"the balance of invoice {invoice.number} changed after the approval; "
-                    f"it is now {invoice.balance.format(payment.locale or 'en_US')}.")
-        return None
+        return changed_since(invoice, payment, "after the approval")
 
     async def _create_intent(self, payment: Payment) -> IntentResult:
         return await self._stripe.create_intent(
@@ -538,6 +531,19 @@ def _operator(by: str) -> Iterator[None]:
         yield
     finally:
         _by.reset(token)
+
+
+def changed_since(invoice: Invoice, payment: Payment, when: str) -> str | None:
+    """Why `invoice` can no longer take `payment` as it was asked or approved (None: it can):
+    paid or closed by other means, or its balance now below the amount. `when`: since what."""
+    if not invoice.is_payable:
+        return (f"invoice {invoice.number} is {invoice.status.replace('_', ' ')} now (paid or closed by other means "
+                f"{when}).")
+    if invoice.currency != payment.currency or \
+            Money.from_minor(payment.amount_minor, payment.currency) > invoice.balance:
+        return (f"the balance of invoice {invoice.number} changed {when}; it is now "
+                f"{invoice.balance.format(payment.locale or 'en_US')}.")
+    return None
 
 
 def _after(recorded: RecordedPayment, currency: str) -> dict[str, object]:

@@ -198,10 +198,13 @@ def awaiting_view(card: ApprovalCard, *, callback_id: str) -> dict[str, Any]:
                 private_metadata=card.payment_id, blocks=blocks).to_dict()
 
 
+_ENDED_TITLE = {"approved_for_later": "approved", "ended_scheduled": "ended"}
+
+
 def ended_view(card: ApprovalCard, event: str, *, callback_id: str) -> dict[str, Any]:
     line = outcome_line(card, event)
     return View(type="modal", callback_id=callback_id, title="Pay invoice", close="Close",
-                blocks=[_md(f"*Payment request {event}*\n{line}")]).to_dict()
+                blocks=[_md(f"*Payment request {_ENDED_TITLE.get(event, event)}*\n{line}")]).to_dict()
 
 
 def reason_view(payment_id: str) -> dict[str, Any]:

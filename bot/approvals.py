@@ -24,6 +24,7 @@ import datetime as dt
 import enum
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -157,6 +158,9 @@ class ApprovalService:
         self._router = router
         self._scheduler = scheduler
         self.on_queued: list = []  # callables: wake the outbox when something was queued
+        # Told after a request ended without a charge following (rejected, expired, withdrawn,
+        # canceled, approved for its day): the requester's open window shows it.
+        self.on_ended: list[Callable[[Payment, str], Awaitable[None]]] = []
 
     # -- policy ------------------------------------------------------------------------
     async def rule(self, team_id: str, profile_id: str, profile_name: str = "") -> Rule:
@@ -319,6 +323,7 @@ class ApprovalService:
         await self._expiry_not_needed(payment.id, by=user_id)
         self._wake()
         if later:
+            await self._ended(moved, "approved_for_later")
             return Decision(moved)
         # The charge: a separate step from `approved` (the reconciler finishes it after a crash).
         return Decision(await self.charge(payment.id))
@@ -465,7 +470,15 @@ class ApprovalService:
         if event != "expired":
             await self._expiry_not_needed(payment.id, by=by)
         self._wake()
+        await self._ended(moved, event)
         return Decision(moved)
+
+    async def _ended(self, payment: Payment, event: str) -> None:
+        for tell in self.on_ended:
+            try:
+                await tell(payment, event)
+            except Exception:  # noqa: BLE001 - the DMs say it anyway
+                log.info("requester's window not redrawn for %s", payment.id, exc_info=True)
 
     async def _expiry_not_needed(self, payment_id: str, *, by: str | None) -> None:
         """Decided: its expiry job is cancelled (were that lost, the job skips a decided request)."""

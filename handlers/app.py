@@ -63,7 +63,7 @@ from handlers.slack_io import (
     HomePublisher, ListRefresher, ListRenderer, SlackCardNotices, SlackChannels, SlackDirectory, SlackPaymentEvents,
     SlackSender, WorkspaceClients,
 )
-from handlers.slack_approvals import ApprovalAwareEvents, SlackApprovalNotices
+from handlers.slack_approvals import ApprovalAwareEvents, RequesterWindow, SlackApprovalNotices
 from storage.approvals import ApprovalRepository
 from storage.audit import AuditLog
 from storage.slack_links import SlackLinkRepository
@@ -214,6 +214,7 @@ def build_app(settings: Settings) -> Invoicebot:
                                 ttl=dt.timedelta(hours=settings.approval_ttl_hours), scheduler=scheduler)
     scheduler.register(APPROVAL_EXPIRY, approvals.expire_job)
     approvals.on_queued.append(outbox.wake)
+    approvals.on_ended.append(RequesterWindow(slack_links, client_for, approval_repo).ended)
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock, approvals=approvals)
     submissions = SubmissionService(payments, processor, payments_repo, links,

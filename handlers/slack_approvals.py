@@ -8,17 +8,25 @@ and a stale message never keeps live buttons."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from slack_sdk.errors import SlackApiError
 
 from ulid import ULID
 
-from blocks.approvals import decided_message, policy_notice, request_message, requester_message
+from blocks.approvals import decided_message, ended_view, policy_notice, request_message, requester_message
+from blocks.pay_modal import CALLBACK_ID as PAY_CALLBACK_ID
 from bot.approvals import ApprovalCard, Rule
 from bot.billing import Invoice
 from bot.processor import PaymentEvents
 from bot.routing import NotificationRouter
 from storage.approvals import ApprovalRepository
 from storage.models import ApprovalRequest, OutboxMessage, Payment, PaymentStatus
+from storage.slack_links import SlackLinkRepository
+
+log = logging.getLogger(__name__)
 
 # The payer's DM about an outcome of an approved payment, and the approvers' messages.
 _EVENT_OF_STATUS = {
@@ -109,3 +117,27 @@ def _with_approver(payload: dict[str, Any], approver: str) -> dict[str, Any]:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class RequesterWindow:
+    """The requester's Pay Now window, if still open, redrawn when their request ends by
+    someone else's hand or the clock (rejected, expired, canceled, approved for its day): it
+    no longer says "waiting" nor offers Withdraw. The modal is found by the payment's Slack link."""
+
+    def __init__(self, links: SlackLinkRepository, client_for: Callable[[str], Awaitable[Any]],
+                 approvals: ApprovalRepository) -> None:
+        self._links = links
+        self._client_for = client_for
+        self._approvals = approvals
+
+    async def ended(self, payment: Payment, event: str) -> None:
+        link = await self._links.payment(payment.id)
+        if link is None or not link.view_id:
+            return
+        card = ApprovalCard.of(payment, await self._approvals.request(payment.id))
+        client = await self._client_for(payment.team_id)
+        try:
+            await client.views_update(view_id=link.view_id, view=ended_view(card, event, callback_id=PAY_CALLBACK_ID))
+        except SlackApiError as exc:  # closed meanwhile: the DM says it
+            log.info("requester's window for %s not updated: %s", payment.id, exc.response.get("error"))
+

@@ -226,11 +226,16 @@ async def _reject(world: World, user: SlackUser, message: dict[str, Any], reason
 async def test_rejection_tells_the_requester_why_and_releases_the_invoice(world: World) -> None:
     team = await a_team(world)
     invoice = await world.invoice(team.profile, "1100.00")
-    await request_approval(world, team, invoice)
+    waiting = await request_approval(world, team, invoice)
     asked = await wait_dm(world, team.approver.user_id, invoice["number"])
     assert "Rejected" in await _reject(world, team.approver, asked, "Wrong cost centre")
     told = await wait_dm(world, team.requester.user_id, "rejected your payment")
     assert "Wrong cost centre" in told["text"] and team.approver.user_id in told["text"]
+    # The requester's window, still open, no longer says "waiting" nor offers Withdraw.
+    redrawn = await team.requester.wait_view(waiting["id"],
+                                             lambda v: "Payment request rejected" in texts(v["view"]["blocks"]))
+    assert "Wrong cost centre" in texts(redrawn["view"]["blocks"])
+    assert "approval_withdraw" not in texts(redrawn["view"]["blocks"])
     for user in (team.approver, team.second):
         updated = await eventually(lambda u=user: _updated(world, u.user_id, invoice["number"], "Rejected by"))
         assert not has_buttons(updated)
@@ -244,7 +249,7 @@ async def test_rejection_tells_the_requester_why_and_releases_the_invoice(world:
 async def test_a_waiting_request_holds_the_invoice_until_it_expires(world: World) -> None:
     team = await a_team(world)
     invoice = await world.invoice(team.profile, "1300.00")
-    await request_approval(world, team, invoice)
+    waiting = await request_approval(world, team, invoice)
     await wait_dm(world, team.approver.user_id, invoice["number"])
 
     modal = await team.outsider.pay_now(await team.outsider.command(), invoice["id"])
@@ -258,6 +263,7 @@ async def test_a_waiting_request_holds_the_invoice_until_it_expires(world: World
         world.stack.move_clock(73 * 3600)  # past APPROVAL_TTL_HOURS (72)
         told = await wait_dm(world, team.requester.user_id, "expired", timeout=30)
         assert invoice["number"] in told["text"]
+        await team.requester.wait_view(waiting["id"], lambda v: "Payment request expired" in texts(v["view"]["blocks"]))
         for user in (team.approver, team.second):
             updated = await eventually(lambda u=user: _updated(world, u.user_id, invoice["number"], "Expired"))
             assert not has_buttons(updated)

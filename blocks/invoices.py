@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import (
 )
 
 from blocks.text import clip, day, link, safe
-from bot.invoices import InvoiceListing, InvoiceRow, QueryKind, UnpayableMatch
+from bot.invoices import InvoiceListing, InvoiceRow, QueryKind, Totals, UnpayableMatch
 from bot.money import Money
 
 PAGE_SIZE = 20  # 20 rows + 5 framing blocks stays far below Slack's 50 blocks
@@ -52,10 +52,17 @@ def notice_message(title: str, text: str) -> Message:
         SectionBlock(text=MarkdownTextObject(text=clip(f"*{title}*\n{text}", _SECTION_LIMIT))).to_dict()])
 
 
+# While the count and totals of a long list are worked out, the first page says so rather
+# than show a partial sum (handlers/commands.py replaces the message once they are known).
+COUNTING = "counting…"
+
+
 def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) -> Message:
     rows = listing.rows
     if not rows:
         return _empty(listing)
+    if not listing.complete:
+        return _first_page(listing, today)
     pages = (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE
     page = min(max(page, 0), pages - 1)
     shown = rows[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
@@ -68,28 +75,55 @@ def invoice_list_message(listing: InvoiceListing, *, page: int, today: dt.date) 
         summary += f" · :warning: {overdue} overdue"
     summary += f"\nBalance due: *{totals}*"
 
+    blocks = _framed(listing, summary, shown, page, today)
+    first = page * PAGE_SIZE + 1
+    context = f"Showing {first}–{first + len(shown) - 1} of {len(rows)} · Sorted by due date · `/invoices help`"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
+    if pages > 1:
+        blocks.append(_paging(listing, page, last=pages - 1))
+    fallback = f"{len(rows)} invoices to pay, balance due {totals}"
+    return Message(clip(fallback, 3000), blocks)
+
+
+def _first_page(listing: InvoiceListing, today: dt.date) -> Message:
+    """The first page of a list longer than a page, before its count and totals are known:
+    no number that could be wrong (neither the count, the overdue count nor a sum)."""
+    shown = listing.rows[:PAGE_SIZE]
+    if listing.totals_state is Totals.COUNTING:
+        balance, fallback = f"_{COUNTING}_", f"More than {len(shown)} invoices to pay; balance due: {COUNTING}"
+    else:
+        balance = "_not counted just now (the billing system didn't answer in time): run `/invoices` again_"
+        fallback = f"More than {len(shown)} invoices to pay; the balance due could not be counted"
+    summary = f"*More than {len(shown)} invoices to pay*\nBalance due: {balance}"
+    blocks = _framed(listing, summary, shown, 0, today)
+    context = f"Showing 1–{len(shown)} · Sorted by due date · `/invoices help`"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
+    blocks.append(_paging(listing, 0, last=1))
+    return Message(fallback, blocks)
+
+
+def _framed(listing: InvoiceListing, summary: str, shown: list[InvoiceRow], page: int,
+            today: dt.date) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         HeaderBlock(text=_title(listing)).to_dict(),
         SectionBlock(text=MarkdownTextObject(text=clip(summary, _SECTION_LIMIT))).to_dict(),
         DividerBlock().to_dict(),
     ]
     for index, row in enumerate(shown):
-        blocks.append(_row(row, index, today, listing.query.as_text, locale,
+        blocks.append(_row(row, index, today, listing.query.as_text, listing.locale,
                            scheduled=row.invoice.id in listing.scheduled))
-    first = page * PAGE_SIZE + 1
-    context = f"Showing {first}–{first + len(shown) - 1} of {len(rows)} · Sorted by due date · `/invoices help`"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
-    if pages > 1:
-        buttons = []
-        if page > 0:
-            buttons.append(ButtonElement(text="◀ Previous", action_id=f"{PAGE}:prev",
-                                         value=_page_value(listing, page - 1)))
-        if page < pages - 1:
-            buttons.append(ButtonElement(text="Next ▶", action_id=f"{PAGE}:next",
-                                         value=_page_value(listing, page + 1)))
-        blocks.append(ActionsBlock(block_id="paging", elements=buttons).to_dict())
-    fallback = f"{len(rows)} invoices to pay, balance due {totals}"
-    return Message(clip(fallback, 3000), blocks)
+    return blocks
+
+
+def _paging(listing: InvoiceListing, page: int, *, last: int) -> dict[str, Any]:
+    buttons = []
+    if page > 0:
+        buttons.append(ButtonElement(text="◀ Previous", action_id=f"{PAGE}:prev",
+                                     value=_page_value(listing, page - 1)))
+    if page < last:
+        buttons.append(ButtonElement(text="Next ▶", action_id=f"{PAGE}:next",
+                                     value=_page_value(listing, page + 1)))
+    return ActionsBlock(block_id="paging", elements=buttons).to_dict()
 
 
 def _title(listing: InvoiceListing) -> str:

@@ -1,4 +1,9 @@
-"""Listing what a person may pay: every payable invoice of their billing profiles."""
+"""Listing what a person may pay: every payable invoice of their billing profiles.
+
+`list_payable` reads every payable invoice (for the count, the totals, search and paging);
+`first_page` reads only what the first page of plain `/invoices` shows, from one bounded
+request, so that page costs the same with 10 invoices as with 10,000 (docs/performance.md).
+"""
 
 from __future__ import annotations
 
@@ -63,6 +68,14 @@ class ListQuery:
         return {QueryKind.ALL: "", QueryKind.OVERDUE: "overdue", QueryKind.HELP: "help"}.get(self.kind, self.text)
 
 
+class Totals(enum.StrEnum):
+    """How much of the list an `InvoiceListing` holds."""
+
+    EXACT = "exact"  # every row: the count, the overdue count and the totals are right
+    COUNTING = "counting"  # the first page only; the count and totals are being worked out
+    UNAVAILABLE = "unavailable"  # the first page only; working out the totals failed
+
+
 @dataclass(frozen=True, slots=True)
 class InvoiceRow:
     invoice: Invoice
@@ -89,6 +102,13 @@ class InvoiceListing:
     locale: str = "en_US"  # the viewer's: amounts and dates are shown in it
     unpayable: list[UnpayableMatch] = field(default_factory=list)  # found by number, not payable
     scheduled: frozenset[str] = frozenset()  # ids of the invoices with a scheduled payment
+    # Not EXACT: `rows` is the first page only, more invoices follow, `totals` is empty and
+    # must not be shown as a sum (it would be a partial one).
+    totals_state: Totals = Totals.EXACT
+
+    @property
+    def complete(self) -> bool:
+        return self.totals_state is Totals.EXACT
 
 
 class PaymentHistory(Protocol):
@@ -175,6 +195,34 @@ class InvoiceService:
         scheduled = await self.scheduled_for(viewer.team_id) if self.scheduled_for and rows else frozenset()
         return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]), matched_number,
                               viewer.locale, unpayable, scheduled)
+
+    async def first_page(self, viewer: Viewer, query: ListQuery, size: int) -> InvoiceListing:
+        """The first `size` rows of `list_payable(viewer, query)` from one request to the
+        billing API (`limit=size + 1` across the person's profiles, which the backend sorts
+        by due date and number) and the profiles of those rows only. When more invoices
+        follow, the listing says so (`Totals.COUNTING`) and carries no totals: the caller
+        counts them with `list_payable`. A search or `overdue` needs every invoice (a
+        number, a profile name, a past-due status anywhere in the list): those are read
+        whole, as before."""
+        profile_ids = sorted(set(viewer.access.billing_profile_ids))
+        if query.kind is not QueryKind.ALL or not profile_ids:
+            return await self.list_payable(viewer, query)
+        page = await self._billing.list_invoices_page(profile_ids, status="payable", limit=size + 1)
+        # As in list_payable: never another profile's invoice, never an unpayable one.
+        invoices = [inv for inv in page.data if viewer.access.may_see(inv.billing_profile_id) and inv.is_payable]
+        complete = not page.next_cursor
+        invoices.sort(key=lambda inv: (inv.due_on, inv.number, inv.id))
+        if not complete:
+            invoices = invoices[:size]
+        profiles = await self._profiles_by_id(sorted({inv.billing_profile_id for inv in invoices}))
+        today = self.today()
+        rows = [InvoiceRow(inv, profiles[inv.billing_profile_id].name, inv.is_overdue(today)) for inv in invoices]
+        scheduled = await self.scheduled_for(viewer.team_id) if self.scheduled_for and rows else frozenset()
+        if complete:
+            return InvoiceListing(query, rows, totals_by_currency([row.invoice.balance for row in rows]),
+                                  locale=viewer.locale, scheduled=scheduled)
+        return InvoiceListing(query, rows, [], locale=viewer.locale, scheduled=scheduled,
+                              totals_state=Totals.COUNTING)
 
     async def _unpayable_by_number(self, viewer: Viewer, profile_ids: list[str],
                                    profiles: dict[str, BillingProfile], number: str) -> list[UnpayableMatch]:

@@ -50,12 +50,34 @@ def register(app: AsyncApp, *, lists: ListRenderer, routing: RoutingService, aud
             await ack(**help_message().as_dict(), response_type="ephemeral")
             return
         await ack()  # within Slack's 3 seconds; the list follows through response_url
+        replace = False  # True once the first page is shown and the whole list replaces it
 
         async def listed() -> Message:
-            message, count = await lists.message(await viewer(), query)
-            await audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
-                               query=query.as_text, count=count)
-            return message
+            nonlocal replace
+            person = await viewer()
+            # The first page from one bounded read; a longer list says "counting…" in place
+            # of its totals, and is replaced by the whole list once they are known.
+            first = await lists.first_page(person, query)
+            if first.count is not None:
+                await audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
+                                   query=query.as_text, count=first.count)
+                return first.message
+            await respond(**first.message.as_dict(), response_type="ephemeral", replace_original=False)
+            replace = True
+
+            async def counted() -> Message:
+                message, count = await lists.message(person, query)
+                await audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
+                                   query=query.as_text, count=count)
+                return message
+
+            async def not_counted(refusal: Refusal) -> Message:
+                # The first page stays (it was right); it says the totals are not known.
+                await audit.record("list_invoices", "ok", team_id=request.team_id, user_id=request.user_id,
+                                   query=query.as_text, count=None, totals_error=refusal.reason)
+                return lists.uncounted(first)
+
+            return await after_ack(counted(), refused=not_counted)
 
         async def refused(refusal: Refusal) -> Message:
             await audit.record("list_invoices", "denied", team_id=request.team_id, user_id=request.user_id,
@@ -63,7 +85,7 @@ def register(app: AsyncApp, *, lists: ListRenderer, routing: RoutingService, aud
             return notice_message(refusal.title, refusal.text)
 
         message = await after_ack(listed(), refused=refused)
-        await respond(**message.as_dict(), response_type="ephemeral", replace_original=False)
+        await respond(**message.as_dict(), response_type="ephemeral", replace_original=replace)
 
 
 async def _notify(routing: RoutingService, viewer: ViewerLookup, channel: str, profile: str) -> Message:

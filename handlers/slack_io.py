@@ -8,8 +8,10 @@ and never imports this module; handlers/app.py wires them in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,14 +20,14 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.home import home_view
-from blocks.invoices import Message, invoice_list_message
+from blocks.invoices import PAGE_SIZE, Message, invoice_list_message
 from blocks.notifications import DIGEST_SIZE, card_saved_message, digest, payer_message, payment_notice
 from blocks.pay_modal import pay_form_view, payment_view
 from bot.cache import TTLCache
 from bot.clock import Clock, today
 from bot.home import HomeService
 from bot.identity import DEFAULT_LOCALE, DirectoryEntry, IdentityService, Viewer, babel_locale
-from bot.invoices import InvoiceService, ListQuery
+from bot.invoices import InvoiceListing, InvoiceService, ListQuery, Totals
 from bot.outbox_worker import Delivered, Refused, RetryLater, Sent, Undeliverable
 from bot.payments import PayForm
 from bot.retry import retry_after
@@ -302,6 +304,19 @@ class ListRefresher:
             log.info("list message for payment %s not refreshed: %s", payment.id, response.status_code)
 
 
+@dataclass(frozen=True, slots=True)
+class FirstPage:
+    """The first page of `/invoices`, from one bounded read (InvoiceService.first_page)."""
+
+    message: Message
+    listing: InvoiceListing
+
+    @property
+    def count(self) -> int | None:
+        """How many invoices the list has; None while more than the page are being counted."""
+        return len(self.listing.rows) if self.listing.complete else None
+
+
 class ListRenderer:
     """The `/invoices` list message for one person, fresh (the command, paging, the Home
     tab's "See all" and the redraw after a payment all use it)."""
@@ -315,6 +330,18 @@ class ListRenderer:
         """The message and the number of invoices it lists."""
         listing = await self._invoices.list_payable(viewer, query)
         return invoice_list_message(listing, page=page, today=today(self._clock)), len(listing.rows)
+
+    async def first_page(self, viewer: Viewer, query: ListQuery) -> FirstPage:
+        """Page one, as cheap with 10,000 invoices as with 10; when the list is longer than
+        a page it says its totals are being counted (then `message` gives the whole)."""
+        listing = await self._invoices.first_page(viewer, query, PAGE_SIZE)
+        return FirstPage(invoice_list_message(listing, page=0, today=today(self._clock)), listing)
+
+    def uncounted(self, first: FirstPage) -> Message:
+        """The first page again, saying its totals could not be counted (rather than
+        "counting…" for ever)."""
+        listing = dataclasses.replace(first.listing, totals_state=Totals.UNAVAILABLE)
+        return invoice_list_message(listing, page=0, today=today(self._clock))
 
     async def __call__(self, team_id: str, user_id: str, query_text: str) -> dict[str, Any]:
         viewer = await self._identity.viewer(team_id, user_id)

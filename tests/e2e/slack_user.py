@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from blocks.invoices import COUNTING
 from sandbox.slack.client import StandInClient
 
 
@@ -21,12 +22,17 @@ class SlackUser:
     slack: StandInClient
     user_id: str
 
-    async def command(self, text: str = "") -> dict[str, Any]:
-        """`/invoices text`; returns the reply the person sees (the latest message to them)."""
+    async def command(self, text: str = "", *, settled: bool = True) -> dict[str, Any]:
+        """`/invoices text`; returns the reply the person sees (the latest message to them).
+        A list longer than a page first arrives saying its totals are being counted and is
+        then replaced with them: `settled` waits for that replacement."""
         before = {m["id"] for m in await self._my_messages()}
         result = await self.slack.command(self.user_id, text)
         assert result["status"] == 200, result
-        return await self.wait_new_message(before)
+        message = await self.wait_new_message(before)
+        while settled and COUNTING in texts(message["blocks"]):
+            message = await self.wait_message_changed(message)
+        return message
 
     async def _my_messages(self) -> list[dict[str, Any]]:
         """Replies only this person sees (the bot answers /invoices privately)."""

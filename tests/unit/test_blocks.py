@@ -8,7 +8,7 @@ from blocks.invoices import PAGE_SIZE, invoice_list_message, parse_page_value, p
 from blocks.notifications import payment_notice
 from blocks.pay_modal import loading_view, pay_form_view, payment_view
 from bot.billing import BillingProfile, Invoice, WireInstructions
-from bot.invoices import InvoiceListing, InvoiceRow, ListQuery
+from bot.invoices import InvoiceListing, InvoiceRow, ListQuery, Totals
 from bot.money import Money, totals_by_currency
 from bot.payments import PayForm
 from bot.stripe_gateway import SavedMethod
@@ -49,6 +49,26 @@ def test_pages_of_120_invoices_stay_within_slack_limits_and_cover_everything() -
         page = parse_page_value(nxt[0]["value"])[1]
     assert pages == -(-120 // PAGE_SIZE)
     assert seen == [f"inv_{i}" for i in range(120)]
+
+
+def test_a_first_page_whose_totals_are_being_counted_shows_no_number_that_could_be_wrong() -> None:
+    rows = [InvoiceRow(invoice(i), "Acme GmbH", i % 3 == 0) for i in range(PAGE_SIZE)]
+    first = InvoiceListing(ListQuery.parse(""), rows, [], totals_state=Totals.COUNTING)
+    message = invoice_list_message(first, page=0, today=TODAY)
+    assert validate_message(message.text, message.blocks) == []
+    summary = message.blocks[1]["text"]["text"]
+    assert summary == f"*More than {PAGE_SIZE} invoices to pay*\nBalance due: _counting…_"
+    assert "overdue" not in summary and "€" not in summary  # no partial count, no partial sum
+    buttons = [b["accessory"] for b in message.blocks if b.get("accessory")]
+    assert [parse_pay_value(b["value"])[0] for b in buttons] == [f"inv_{i}" for i in range(PAGE_SIZE)]
+    paging = [e for b in message.blocks if b.get("block_id") == "paging" for e in b["elements"]]
+    assert [(e["action_id"], parse_page_value(e["value"])) for e in paging] == [("invoices_page:next", ("", 1))]
+    assert f"Showing 1–{PAGE_SIZE} · Sorted" in json.dumps(message.blocks, ensure_ascii=False)
+
+    failed = invoice_list_message(InvoiceListing(ListQuery.parse(""), rows, [], totals_state=Totals.UNAVAILABLE),
+                                  page=0, today=TODAY)
+    assert "Balance due: _not counted just now" in failed.blocks[1]["text"]["text"]
+    assert "counting…" not in json.dumps(failed.blocks, ensure_ascii=False)
 
 
 def test_hostile_and_huge_data_never_breaks_the_message() -> None:

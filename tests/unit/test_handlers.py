@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -116,6 +117,26 @@ class FakeLists:
         self.asked.append((viewer, query.as_text, page))
         return notice_message("Open invoices", "INV-1 and INV-2"), 2
 
+    async def first_page(self, viewer: Viewer, query: Any) -> Any:
+        # A short list: the first page is the whole list (see LongLists for a longer one).
+        message, count = await self.message(viewer, query)
+        return SimpleNamespace(message=message, count=count)
+
+
+class LongLists(FakeLists):
+    """A list longer than a page: the first page says "counting…", then the whole list."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__(error)
+        self.first = SimpleNamespace(message=notice_message("Open invoices", "INV-1 … counting…"), count=None)
+
+    async def first_page(self, viewer: Viewer, query: Any) -> Any:
+        return self.first
+
+    def uncounted(self, first: Any) -> Message:
+        assert first is self.first
+        return notice_message("Open invoices", "INV-1 … not counted just now")
+
 
 def viewer(*permissions: str) -> Viewer:
     access = Access(email="ana@example.com", permissions=list(permissions), billing_profile_ids=["bp_1"])
@@ -166,6 +187,28 @@ async def test_invoices_acks_first_then_lists_through_the_response_url() -> None
     assert "INV-1 and INV-2" in respond.messages[0]["text"] and respond.messages[0]["response_type"] == "ephemeral"
     assert lists.asked[0][1] == "overdue"
     assert audit.rows == [("list_invoices", "ok", {"team_id": TEAM, "user_id": USER, "query": "overdue", "count": 2})]
+
+
+async def test_a_long_list_shows_its_first_page_then_replaces_it_with_the_totals() -> None:
+    lists, audit, identity = LongLists(), FakeAudit(), FakeIdentity(viewer("invoice_viewer"))
+    respond = FakeRespond()
+    await register_commands(lists, audit)["list_invoices"](ack=FakeAck(), body=COMMAND, respond=respond,
+                                                           context=context_for(identity))
+    assert [(m["text"], m["replace_original"]) for m in respond.messages] == [
+        ("Open invoices: INV-1 … counting…", False), ("Open invoices: INV-1 and INV-2", True)]
+    assert audit.rows == [("list_invoices", "ok", {"team_id": TEAM, "user_id": USER, "query": "", "count": 2})]
+    assert identity.lookups == [False]  # one lookup for both messages
+
+
+async def test_a_long_list_whose_totals_fail_keeps_its_first_page_and_says_they_are_not_counted() -> None:
+    lists, audit = LongLists(BillingError(503, "unavailable", "down")), FakeAudit()
+    respond = FakeRespond()
+    await register_commands(lists, audit)["list_invoices"](
+        ack=FakeAck(), body=COMMAND, respond=respond, context=context_for(FakeIdentity(viewer("invoice_viewer"))))
+    assert [(m["text"], m["replace_original"]) for m in respond.messages] == [
+        ("Open invoices: INV-1 … counting…", False), ("Open invoices: INV-1 … not counted just now", True)]
+    assert audit.rows == [("list_invoices", "ok", {"team_id": TEAM, "user_id": USER, "query": "", "count": None,
+                                                   "totals_error": "BillingError"})]
 
 
 async def test_invoices_for_someone_without_the_viewer_permission_says_why_and_audits_it() -> None:

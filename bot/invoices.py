@@ -33,6 +33,12 @@ UNPAYABLE_STATUSES = ("paid", "processing", "canceled", "proforma")
 # extra look-ups, nothing more.
 _LOOKS_LIKE_NUMBER = re.compile(r"^(?=\S*\d)\S{3,}$")
 
+# The first read of plain `/invoices` (InvoiceService.first_page): the contract's largest
+# page. A list of up to this many invoices is then one request and one final message; a
+# longer one shows its first page from it while the rest is counted. Either way the cost
+# of the first page does not grow with the number of invoices.
+FIRST_READ = 100
+
 # Profiles are listed in parallel, a few at a time, so a user with 100 profiles does not
 # wait for 100 round trips in a row.
 _PROFILE_CONCURRENCY = 8
@@ -198,16 +204,17 @@ class InvoiceService:
 
     async def first_page(self, viewer: Viewer, query: ListQuery, size: int) -> InvoiceListing:
         """The first `size` rows of `list_payable(viewer, query)` from one request to the
-        billing API (`limit=size + 1` across the person's profiles, which the backend sorts
-        by due date and number) and the profiles of those rows only. When more invoices
-        follow, the listing says so (`Totals.COUNTING`) and carries no totals: the caller
-        counts them with `list_payable`. A search or `overdue` needs every invoice (a
-        number, a profile name, a past-due status anywhere in the list): those are read
-        whole, as before."""
+        billing API (`limit=FIRST_READ` across the person's profiles, which the backend
+        sorts by due date and number) and the profiles of the rows shown only. A list that
+        fits in that one read is complete (count and totals exact: nothing more to do).
+        When more invoices follow, the listing says so (`Totals.COUNTING`) and carries no
+        totals: the caller counts them with `list_payable`. A search or `overdue` needs
+        every invoice (a number, a profile name, a past-due status anywhere in the list):
+        those are read whole, as before."""
         profile_ids = sorted(set(viewer.access.billing_profile_ids))
         if query.kind is not QueryKind.ALL or not profile_ids:
             return await self.list_payable(viewer, query)
-        page = await self._billing.list_invoices_page(profile_ids, status="payable", limit=size + 1)
+        page = await self._billing.list_invoices_page(profile_ids, status="payable", limit=FIRST_READ)
         # As in list_payable: never another profile's invoice, never an unpayable one.
         invoices = [inv for inv in page.data if viewer.access.may_see(inv.billing_profile_id) and inv.is_payable]
         complete = not page.next_cursor

@@ -12,7 +12,7 @@ import httpx
 from blocks.invoices import COUNTING, PAGE_SIZE
 from bot.billing import BillingClient
 from bot.identity import Viewer
-from bot.invoices import InvoiceService, ListQuery
+from bot.invoices import FIRST_READ, InvoiceService, ListQuery
 from tests.e2e.slack_user import SlackUser, pay_buttons, texts
 from tests.e2e.world import Profile, World
 from tests.harness import BILLING_TOKEN, TEAM_ID
@@ -58,13 +58,13 @@ async def test_a_long_list_shows_its_first_page_at_once_and_its_totals_by_replac
         (True, False), (False, True)]
 
 
-async def test_a_list_that_fits_on_one_page_is_one_final_message(world: World) -> None:
+async def test_a_list_that_fits_in_the_first_read_is_one_final_message(world: World) -> None:
     profile = await world.profile(cards=())
-    await world.bulk_invoices(profile, PAGE_SIZE + 1, total="10.00")  # 21: what the first read asks for
+    await world.bulk_invoices(profile, FIRST_READ, total="10.00")  # 100: five pages, one read
     person = await world.person([profile])
     user = SlackUser(world.slack, person.user_id)
     message = await user.command(settled=False)
-    assert _summary(message) == "*21 invoices to pay*\nBalance due: *€210.00*"
+    assert _summary(message) == "*100 invoices to pay*\nBalance due: *€1,000.00*"
     assert (await user.message(message["id"]))["edited_count"] == 0
 
 
@@ -97,16 +97,21 @@ async def _requests_for_first_page(world: World, profiles: list[Profile], email:
         limits = [url.params.get("limit") for url in transport.requests if url.path == "/v1/invoices"]
         transport.requests.clear()
         whole = await invoices.list_payable(viewer, ListQuery.parse(""))
-        assert [row.invoice.id for row in listing.rows] == [row.invoice.id for row in whole.rows][:PAGE_SIZE]
+        shown, every = [row.invoice.id for row in listing.rows], [row.invoice.id for row in whole.rows]
+        assert shown[:PAGE_SIZE] == every[:PAGE_SIZE]  # the first page is the whole list's first page
+        if listing.complete:
+            assert (shown, listing.totals) == (every, whole.totals)
+        else:
+            assert len(shown) == PAGE_SIZE and listing.totals == []
         return counted, (limits, sum(transport.by_path().values()), len(whole.rows))
     finally:
         await billing.aclose()
 
 
-async def test_the_first_page_costs_the_same_billing_requests_with_25_or_3000_invoices(world: World) -> None:
+async def test_the_first_page_costs_the_same_billing_requests_with_150_or_3000_invoices(world: World) -> None:
     few = [await world.profile(cards=()) for _ in range(25)]
     for profile in few:
-        await world.invoice(profile, "10.00", due_in_days=3)
+        await world.bulk_invoices(profile, 6)
     many = [await world.profile(cards=()) for _ in range(25)]
     for profile in many:
         await world.bulk_invoices(profile, 120)
@@ -116,9 +121,20 @@ async def test_the_first_page_costs_the_same_billing_requests_with_25_or_3000_in
     small_counts, (small_limits, _, small_total) = await _requests_for_first_page(world, few, small.email)
     large_counts, (large_limits, whole_requests, large_total) = await _requests_for_first_page(world, many,
                                                                                                large.email)
-    assert (small_total, large_total) == (25, 3000)
-    # One list request (limit = a page and one more) and the profiles of the rows shown.
+    assert (small_total, large_total) == (150, 3000)
+    # One list request and the profiles of the rows shown (20 rows, here 20 profiles).
     assert small_counts == large_counts == Counter({"/v1/invoices": 1, "/v1/billing-profiles/*": PAGE_SIZE})
-    assert small_limits == large_limits == [str(PAGE_SIZE + 1)]
+    assert small_limits == large_limits == [str(FIRST_READ)]
     # Reading the whole list (for the totals) is what grows with the invoices.
     assert whole_requests >= 25 * 2  # two pages of each profile's 120
+
+
+async def test_a_short_list_is_one_billing_request_and_its_own_profiles(world: World) -> None:
+    profiles = [await world.profile(cards=()) for _ in range(3)]
+    for profile in profiles:
+        await world.bulk_invoices(profile, 10)
+    person = await world.person(profiles)
+    assert person.email
+    counts, (limits, _, total) = await _requests_for_first_page(world, profiles, person.email)
+    assert total == 30
+    assert counts == Counter({"/v1/invoices": 1, "/v1/billing-profiles/*": 3}) and limits == [str(FIRST_READ)]

@@ -90,11 +90,56 @@ def _met(row: dict[str, Any]) -> str:
     return "yes" if not missed else "NO: " + ", ".join(missed)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def operation_kind(row: dict[str, Any]) -> str | None:
+    """Which of the bare Bolt app's three requests a row's operation is compared with."""
+    scenario, what = row["scenario"], row["what"]
+    if scenario == "baseline":
+        return what.rsplit(": ", 1)[-1]  # "bare Bolt ack: command" -> command
+    if scenario == "list_scale" or what == "/invoices":
+        return "command"
+    if scenario == "click_to_open" or what == "Pay Now click":
+        return "click"
+    if scenario == "payments" or what == "modal submission":
+        return "submit"
+    return None
+
+
+def cpu_ms_per_operation(row: dict[str, Any]) -> float | None:
+    """CPU the app's (or the bare app's) workers used per operation, in ms: their CPU
+    seconds over the run (the follow-up work the run waited for included) divided by the
+    operations the run made (`operations` when it differs from the measured `requests`)."""
+    cpu = row.get("cpu_s") or {}
+    workers = cpu.get("app_workers", cpu.get("bare_workers"))
+    operations = row.get("operations") or row.get("requests")
+    if workers is None or not operations:
+        return None
+    return round(workers * 1000 / operations, 2)
+
+
+def cpu_vs_bare(row: dict[str, Any], baseline: list[dict[str, Any]]) -> float | None:
+    """A row's CPU per operation as a multiple of the bare Bolt app's for the same kind of
+    request: at the same rate when the baseline has it, else at its lowest rate."""
+    mine, kind = cpu_ms_per_operation(row), operation_kind(row)
+    if row["scenario"] == "baseline" or mine is None or kind is None:
+        return None
+    bare = [b for b in baseline if b["scenario"] == "baseline" and operation_kind(b) == kind
+            and cpu_ms_per_operation(b)]
+    if not bare:
+        return None
+    same_rate = [b for b in bare if b.get("rate_rps") == row.get("rate_rps")]
+    chosen = same_rate[0] if same_rate else min(bare, key=lambda b: b.get("rate_rps") or 0)
+    return round(mine / cpu_ms_per_operation(chosen), 2)  # type: ignore[operator]
+
+
+def table(rows: list[dict[str, Any]], baseline: list[dict[str, Any]] | None = None) -> str:
+    """The results table; `baseline` (bare Bolt rows) defaults to those among `rows`."""
     head = ["scenario", "db", "what", "rate/s", "billing", "n", "p50", "p95", "p99", "max", "thr/s", "err",
-            "follow-up p50/p99", "x bare p50/p99", "RSS MB", "other CPU", "targets met"]
+            "follow-up p50/p99", "x bare p50/p99", "CPU ms/op", "CPU x bare", "RSS MB", "other CPU", "targets met"]
     lines = [head]
+    bare_rows = rows if baseline is None else baseline
     for row in rows:
+        cpu = cpu_ms_per_operation(row)
+        cpu_ratio = cpu_vs_bare(row, bare_rows)
         ratio = "-"
         if row.get("ratio_p50") is not None:
             ratio = f"{row['ratio_p50']:.2f}/{row['ratio_p99']:.2f}"
@@ -113,7 +158,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             str(row.get("requests", "-")), _ms(row.get("p50_ms")), _ms(row.get("p95_ms")), _ms(row.get("p99_ms")),
             _ms(row.get("max_ms")),
             "-" if row.get("throughput_rps") is None else f"{row['throughput_rps']:.1f}",
-            str(row.get("errors", "-")), follow_text, ratio, _rss(row), _other(row), _met(row),
+            str(row.get("errors", "-")), follow_text, ratio, "-" if cpu is None else f"{cpu:.1f}",
+            "-" if cpu_ratio is None else f"{cpu_ratio:.1f}", _rss(row), _other(row), _met(row),
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []

@@ -56,7 +56,7 @@ from bot.scheduled_payments import KIND as SCHEDULED_PAYMENT
 from bot.scheduled_payments import ScheduledPayments
 from bot.scheduler import Scheduler
 from handlers import actions, approvals as approval_listeners, commands, events, failures, home, scheduling, views
-from handlers.context import Background, install_viewer
+from handlers.context import Background, install_pooled_respond, install_viewer
 from handlers.errors import explain
 from handlers.scheduling import PayLater, TimedCommands
 from handlers.slack_io import (
@@ -247,6 +247,7 @@ def build_app(settings: Settings) -> Invoicebot:
     # The Bolt app: each listener module gets only the services it uses.
     bolt = _bolt_app(settings, slack, installations, engine)
     install_viewer(bolt, identity)
+    install_pooled_respond(bolt)
     commands.register(bolt, lists=lists, routing=routing, audit=audit,
                       timed=TimedCommands(reminders, scheduled), approvals=approvals)
     approval_listeners.register(bolt, approvals=approvals, background=background)

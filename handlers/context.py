@@ -28,7 +28,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiohttp import ClientSession
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.respond.internals import _build_message
+from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.identity import IdentityService, Viewer
 from handlers.errors import Explanation, explanation_for, refusal_reason
@@ -70,6 +75,46 @@ def install_viewer(app: AsyncApp, identity: IdentityService) -> None:
     async def resolve_viewer(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002
         if context.user_id:
             context[VIEWER] = ViewerLookup(identity, context.team_id or "", context.user_id)
+        await next()
+
+
+class PooledRespond(AsyncRespond):
+    """Bolt's `respond()` through the process's pooled aiohttp session (the Web API client's,
+    handlers/app.py). Bolt's own builds an `AsyncWebhookClient` without a session for every
+    call, so slack_sdk opens a new session and TCP connection to post each message to a
+    `response_url` (docs/performance.md, the `/invoices` flame graph). Same arguments."""
+
+    def __init__(self, *, response_url: str | None, session: ClientSession | None, proxy: str | None = None,
+                 ssl: Any = None) -> None:
+        super().__init__(response_url=response_url, proxy=proxy, ssl=ssl)
+        self.session = session
+
+    async def __call__(self, text: str | dict[str, Any] = "", blocks: Any = None, attachments: Any = None,
+                       response_type: str | None = None, replace_original: bool | None = None,
+                       delete_original: bool | None = None, unfurl_links: bool | None = None,
+                       unfurl_media: bool | None = None, thread_ts: str | None = None,
+                       metadata: dict[str, Any] | None = None) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        client = AsyncWebhookClient(url=self.response_url, proxy=self.proxy, ssl=self.ssl, session=self.session)
+        if isinstance(text, dict):  # the whole message, as Bolt allows
+            return await client.send_dict(text)
+        return await client.send_dict(_build_message(
+            text=text, blocks=blocks, attachments=attachments, response_type=response_type,
+            replace_original=replace_original, delete_original=delete_original, unfurl_links=unfurl_links,
+            unfurl_media=unfurl_media, thread_ts=thread_ts, metadata=metadata))
+
+
+def install_pooled_respond(app: AsyncApp) -> None:
+    """Every listener's `respond` posts through the pooled session of the request's client."""
+
+    @app.middleware
+    async def pooled_respond(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002
+        client = context.client
+        session = getattr(client, "session", None)
+        if context.response_url and session is not None:
+            context["respond"] = PooledRespond(response_url=context.response_url, session=session,
+                                               proxy=client.proxy, ssl=client.ssl)  # type: ignore[union-attr]
         await next()
 
 

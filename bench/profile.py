@@ -1,6 +1,6 @@
 """Flame graphs of the app during a bench run, one per scenario, with py-spy (PyPI).
 
-    pip install py-spy
+    pip install -e '.[bench]'     # py-spy, with the stand-ins
     python -m bench.profile --out docs/profiles -- --scenarios ack --database sqlite --rates 20 \\
         --billing-latencies 0.01 --duration 5
 

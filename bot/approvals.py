@@ -172,6 +172,23 @@ class ApprovalService:
         policies = await self._repo.policies(viewer.team_id, ids)
         return [_rule(policies.get(pid), pid, (await self._invoices.profile(pid)).name) for pid in ids]
 
+    async def rules(self, team_id: str, names: dict[str, str]) -> list[Rule]:
+        """The rules of these profiles (id -> name, in that order): one query (the Home tab)."""
+        policies = await self._repo.policies(team_id, list(names))
+        return [_rule(policies.get(pid), pid, name) for pid, name in names.items()]
+
+    async def waiting_for(self, viewer: Viewer, *, limit: int) -> tuple[list[ApprovalCard], int]:
+        """The requests waiting for this person's decision (they are named as an approver, on a
+        profile they may see; never their own), soonest to expire first, and how many."""
+        pairs, total = await self._repo.waiting(viewer.team_id, now=self._clock.now(), approver=viewer.user_id,
+                                                profile_ids=sorted(viewer.access.billing_profile_ids), limit=limit)
+        return [ApprovalCard.of(payment, request) for request, payment in pairs], total
+
+    async def waiting_of(self, team_id: str, user_id: str, *, limit: int) -> tuple[list[ApprovalCard], int]:
+        """This person's own requests still waiting for a decision, and how many."""
+        pairs, total = await self._repo.waiting(team_id, now=self._clock.now(), requester=user_id, limit=limit)
+        return [ApprovalCard.of(payment, request) for request, payment in pairs], total
+
     async def set_threshold(self, viewer: Viewer, text: str) -> Rule:
         """`<profile> <amount>` or `<profile> off`."""
         profile_text, _, amount_text = text.strip().rpartition(" ")

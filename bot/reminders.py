@@ -240,6 +240,26 @@ class ReminderService:
             rows.append(await self._row(viewer.team_id, pid))
         return rows
 
+    async def rows(self, team_id: str, names: dict[str, str]) -> list[ReminderRow]:
+        """The settings of these profiles (id -> name, in that order) with their next digest:
+        two queries whatever the number of profiles (the Home tab)."""
+        settings = {s.billing_profile_id: s for s in await self.repo.for_team(team_id)}
+        upcoming = await self.scheduler.jobs.upcoming(kinds=[DIGEST], key_prefix=f"digest:{team_id}:",
+                                                      limit=max(100, 3 * len(settings)))
+        next_at: dict[str, dt.datetime] = {}
+        for job in upcoming:  # soonest first
+            next_at.setdefault(str(job.payload.get("billing_profile_id", "")), job.due_at)
+        rows = []
+        for pid, name in names.items():
+            setting = settings.get(pid)
+            if setting is None:
+                rows.append(ReminderRow(pid, name, "off", DEFAULT_TIME, DEFAULT_WEEKDAY, DEFAULT_DAYS_AHEAD,
+                                        self.default_timezone, None))
+            else:
+                rows.append(ReminderRow(pid, name, setting.cadence, setting.local_time, setting.weekday,
+                                        setting.days_ahead, setting.time_zone, next_at.get(pid)))
+        return rows
+
     async def configure(self, viewer: Viewer, command: ReminderCommand) -> list[ReminderRow]:
         """Set (or turn off) one profile's digest; returns its row. Admins only, audited."""
         if not viewer.access.is_profile_admin:

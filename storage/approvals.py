@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import (
@@ -74,3 +74,31 @@ class ApprovalRepository:
                        Payment.status == PaymentStatus.AWAITING_APPROVAL.value)
                 .order_by(ApprovalRequest.expires_at).limit(limit))
             return [(request, payment) for request, payment in rows.tuples()]
+
+    async def waiting(self, team_id: str, *, now: dt.datetime, approver: str | None = None,
+                      requester: str | None = None, profile_ids: Iterable[str] | None = None,
+                      limit: int) -> tuple[list[tuple[ApprovalRequest, Payment]], int]:
+        """Requests still waiting for a decision (not past their expiry) in a workspace: those
+        naming `approver`, or made by `requester`, of `profile_ids`; the soonest to expire
+        first, at most `limit`, and how many there are. Two bounded queries (the Home tab)."""
+        where = [ApprovalRequest.team_id == team_id, ApprovalRequest.expires_at > now,
+                 Payment.status == PaymentStatus.AWAITING_APPROVAL.value]
+        if approver is not None:
+            # `approvers` is a JSON list of Slack ids ([A-Z0-9]): its text holds "<id>" in quotes,
+            # on SQLite and PostgreSQL alike.
+            needle = approver.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(cast(ApprovalRequest.approvers, String).like(f'%"{needle}"%', escape="\\"))
+            where.append(ApprovalRequest.requester_id != approver)
+        if requester is not None:
+            where.append(ApprovalRequest.requester_id == requester)
+        if profile_ids is not None:
+            where.append(ApprovalRequest.billing_profile_id.in_(list(profile_ids)))
+        joined = select(ApprovalRequest, Payment).join(Payment, Payment.id == ApprovalRequest.payment_id)
+        async with self._sessions() as session:
+            rows = await session.execute(joined.where(*where).order_by(ApprovalRequest.expires_at,
+                                                                       ApprovalRequest.payment_id).limit(limit))
+            pairs = [(request, payment) for request, payment in rows]
+            total = int(await session.scalar(
+                select(func.count()).select_from(ApprovalRequest)
+                .join(Payment, Payment.id == ApprovalRequest.payment_id).where(*where)) or 0)
+        return pairs, total

@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -215,6 +215,16 @@ class JobRepository:
             query = query.where(Job.key.startswith(key_prefix, autoescape=True))
         async with self._sessions() as session:
             return list(await session.scalars(query))
+
+    async def scheduled_by(self, kind: str, team_id: str, user_id: str, *, limit: int) -> tuple[list[Job], int]:
+        """One person's jobs of `kind` still waiting (`payload.user_id`), soonest first, at most
+        `limit`, and how many there are: two bounded queries (the Home tab)."""
+        mine = and_(Job.kind == kind, Job.team_id == team_id, Job.status == J.SCHEDULED,
+                    Job.payload["user_id"].as_string() == user_id)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(select(Job).where(mine).order_by(Job.due_at, Job.id).limit(limit)))
+            total = int(await session.scalar(select(func.count()).select_from(Job).where(mine)) or 0)
+        return rows, total
 
     async def recent(self, *, limit: int = 50) -> list[Job]:
         """Finished jobs, the latest first."""

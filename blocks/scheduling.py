@@ -59,6 +59,15 @@ def _cancel(s: Scheduled) -> ButtonElement:
                                   "deny": {"type": "plain_text", "text": "Keep it"}})
 
 
+def cancel_button(s: Scheduled) -> dict[str, Any]:
+    """The one Cancel of a scheduled payment (`/invoices scheduled`, the DM, the Home tab)."""
+    return _cancel(s).to_dict()
+
+
+def scheduled_summary(s: Scheduled) -> str:
+    return _summary(s)
+
+
 def scheduled_view(s: Scheduled, *, callback_id: str, title: str) -> dict[str, Any]:
     """The modal's confirmation of a scheduled payment, with Cancel."""
     blocks = [

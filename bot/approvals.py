@@ -161,6 +161,9 @@ class ApprovalService:
         # Told after a request ended without a charge following (rejected, expired, withdrawn,
         # canceled, approved for its day): the requester's open window shows it.
         self.on_ended: list[Callable[[Payment, str], Awaitable[None]]] = []
+        # callables (team_id, user_ids): a request was made or decided; these people's views of
+        # it (the requester's, the approvers') changed, e.g. their Home tabs.
+        self.on_changed: list = []
 
     # -- policy ------------------------------------------------------------------------
     async def rule(self, team_id: str, profile_id: str, profile_name: str = "") -> Rule:
@@ -309,6 +312,7 @@ class ApprovalService:
                                  amount=Money.from_minor(payment.amount_minor, payment.currency).api_string(),
                                  expires_at=request.expires_at.isoformat())
         self._wake()
+        self._changed(payment.team_id, request)
 
     async def request(self, payment_id: str) -> ApprovalRequest | None:
         return await self._repo.request(payment_id)
@@ -339,6 +343,7 @@ class ApprovalService:
         await self._repo.decide(payment.id, decided_by=user_id)
         await self._expiry_not_needed(payment.id, by=user_id)
         self._wake()
+        self._changed(payment.team_id, request)
         if later:
             await self._ended(moved, "approved_for_later")
             return Decision(moved)
@@ -488,6 +493,7 @@ class ApprovalService:
             await self._expiry_not_needed(payment.id, by=by)
         self._wake()
         await self._ended(moved, event)
+        self._changed(payment.team_id, request)
         return Decision(moved)
 
     async def _ended(self, payment: Payment, event: str) -> None:
@@ -528,6 +534,14 @@ class ApprovalService:
     def _wake(self) -> None:
         for wake in self.on_queued:
             wake()
+
+    def _changed(self, team_id: str, request: ApprovalRequest) -> None:
+        people = list(dict.fromkeys([request.requester_id, *request.approvers]))
+        for changed in self.on_changed:
+            try:
+                changed(team_id, people)
+            except Exception:  # noqa: BLE001 - a view not refreshed never undoes a decision
+                log.info("approval change not passed on", exc_info=True)
 
 
 def _rule(policy: ApprovalPolicy | None, profile_id: str, profile_name: str) -> Rule:

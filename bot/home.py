@@ -1,8 +1,10 @@
 """The App Home tab: what one person sees there, assembled from the existing services.
 
-The view model is plain data; `blocks.home` turns it into Block Kit. Reads are bounded:
-one payable-invoice listing per billing profile (the same as `/invoices`), two queries of
-the bot's own payments table, and the admin's routes (one query), whatever the history.
+The view model is plain data; `blocks.home` turns it into Block Kit. Reads are bounded
+whatever the number of invoices or the history (docs/home.md, "Reads"): a few listing
+requests of the billing API (`InvoiceService.payable_summary`), and a page and a count of
+each of the bot's own tables the tab shows (payments, approval requests, scheduled
+payments), plus the admin's settings of at most `SETTINGS_SHOWN` profiles.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.identity import AccessDenied, IdentityService
-from bot.invoices import InvoiceRow, InvoiceService, ListQuery
+from bot.approvals import ApprovalCard, ApprovalService, Rule
+from bot.identity import AccessDenied, IdentityService, Viewer
+from bot.invoices import InvoiceRow, InvoiceService
 from bot.money import Money
+from bot.reminders import ReminderRow, ReminderService
 from bot.routing import RouteRow, RoutingService
+from bot.scheduled_payments import KIND as SCHEDULED_PAYMENT
+from bot.scheduled_payments import Scheduled
 from bot.summaries import PaymentSummary, payment_summary
+from storage.jobs import JobRepository
 from storage.models import IN_FLIGHT, PaymentStatus
 from storage.payments import PaymentRepository
 
@@ -27,6 +34,10 @@ log = logging.getLogger(__name__)
 SOONEST = 5  # invoices shown with Pay Now: the overdue first, then the soonest due
 RECENT = 10  # recent payments shown; the rest are counted
 IN_FLIGHT_SHOWN = 5
+TO_DECIDE = 5  # requests waiting for the person's decision, each with Approve / Reject
+WAITING_SHOWN = 3  # the person's own requests (Withdraw), and as many scheduled payments (Cancel)
+SETTINGS_SHOWN = 20  # billing profiles whose settings an admin sees (the rest are counted)
+INVOICE_PAGES = 5  # listing pages of 100 read per 40 profiles for the totals (then "at least")
 _PAYMENTS_READ = 50  # newest payments read from our table for the two payment sections
 
 
@@ -51,11 +62,23 @@ class HomeView:
     totals: list[Money] = field(default_factory=list)
     invoice_count: int = 0
     overdue_count: int = 0
+    # False when there were more invoices than the tab reads: totals and counts are "at least".
+    complete: bool = True
+    overdue_complete: bool = True
     invoices: list[InvoiceRow] = field(default_factory=list)  # a handful, overdue first
     in_flight: list[PaymentSummary] = field(default_factory=list)
     recent: list[PaymentSummary] = field(default_factory=list)
     payment_count: int = 0  # all of the person's payments, shown or not
-    routes: list[RouteRow] | None = None  # billing-profile admins only
+    to_decide: list[ApprovalCard] = field(default_factory=list)  # waiting for this approver's decision
+    to_decide_count: int = 0
+    my_requests: list[ApprovalCard] = field(default_factory=list)  # their own, waiting for approval
+    my_request_count: int = 0
+    scheduled: list[Scheduled] = field(default_factory=list)  # their own scheduled payments
+    scheduled_count: int = 0
+    routes: list[RouteRow] | None = None  # billing-profile admins only (the first SETTINGS_SHOWN)
+    admin_profile_count: int = 0  # all of the admin's profiles, shown or not
+    rules: dict[str, Rule] = field(default_factory=dict)  # by profile id, for the routes shown
+    reminders: dict[str, ReminderRow] = field(default_factory=dict)  # by profile id, for the routes shown
 
 
 class HomeService:
@@ -68,6 +91,11 @@ class HomeService:
         self._payments = payments
         self._routing = routing
         self._today = today
+        # The sections of features built after the payment itself, wired by the app once
+        # they exist (handlers/app.py); a section whose source is None is not shown.
+        self.approvals: ApprovalService | None = None
+        self.jobs: JobRepository | None = None
+        self.reminders: ReminderService | None = None
 
     async def view(self, team_id: str, user_id: str) -> HomeView:
         today = self._today()
@@ -76,21 +104,58 @@ class HomeService:
         except Exception as exc:  # noqa: BLE001 - no access (or billing down): words, as /invoices gives
             return HomeView(locale="en_US", today=today, denied=self._explained(exc))
         try:
-            listing, (payments, count) = await asyncio.gather(
-                self._invoices.list_payable(viewer, ListQuery.parse("")),
-                self._payments.of_person(team_id, user_id, limit=_PAYMENTS_READ))
-            routes = await self._routing.show(viewer) if viewer.access.is_profile_admin else None
+            due, (payments, count), (to_decide, to_decide_count), (mine, mine_count), (jobs, job_count), admin = \
+                await asyncio.gather(
+                    self._invoices.payable_summary(viewer, shown=SOONEST, max_pages=INVOICE_PAGES),
+                    self._payments.of_person(team_id, user_id, limit=_PAYMENTS_READ),
+                    self._to_decide(viewer), self._my_requests(viewer), self._scheduled(viewer),
+                    self._settings(viewer))
         except Exception as exc:  # noqa: BLE001
             return HomeView(locale=viewer.locale, today=today, denied=self._explained(exc))
-        rows = listing.rows  # sorted by due date: the overdue come first
+        waiting = {card.payment_id for card in mine}
         in_flight_states = {s.value for s in IN_FLIGHT} | {PaymentStatus.PROCESSING.value}
+        routes, rules, reminders = admin
         return HomeView(
-            locale=viewer.locale, today=today, totals=sorted(listing.totals, key=lambda m: m.currency),
-            invoice_count=len(rows), overdue_count=sum(1 for row in rows if row.overdue), invoices=rows[:SOONEST],
-            in_flight=[payment_summary(p) for p in payments if p.status in in_flight_states][:IN_FLIGHT_SHOWN],
+            locale=viewer.locale, today=today, totals=due.totals, invoice_count=due.count,
+            overdue_count=due.overdue_count, complete=due.complete, overdue_complete=due.overdue_complete,
+            invoices=due.rows,
+            in_flight=[payment_summary(p) for p in payments
+                       if p.status in in_flight_states and p.id not in waiting][:IN_FLIGHT_SHOWN],
             recent=[payment_summary(p) for p in payments if p.status not in in_flight_states][:RECENT],
-            payment_count=count, routes=routes)
+            payment_count=count, to_decide=to_decide, to_decide_count=to_decide_count, my_requests=mine,
+            my_request_count=mine_count, scheduled=[Scheduled.of(job) for job in jobs], scheduled_count=job_count,
+            routes=routes, admin_profile_count=len(set(viewer.access.billing_profile_ids)) if routes is not None
+            else 0, rules=rules, reminders=reminders)
 
+    async def _to_decide(self, viewer: Viewer) -> tuple[list[ApprovalCard], int]:
+        if self.approvals is None:
+            return [], 0
+        return await self.approvals.waiting_for(viewer, limit=TO_DECIDE)
+
+    async def _my_requests(self, viewer: Viewer) -> tuple[list[ApprovalCard], int]:
+        if self.approvals is None:
+            return [], 0
+        return await self.approvals.waiting_of(viewer.team_id, viewer.user_id, limit=WAITING_SHOWN)
+
+    async def _scheduled(self, viewer: Viewer) -> tuple[list, int]:
+        if self.jobs is None:
+            return [], 0
+        jobs, total = await self.jobs.scheduled_by(SCHEDULED_PAYMENT, viewer.team_id, viewer.user_id,
+                                                   limit=WAITING_SHOWN)
+        # Shown only while the person may still see the profile (Cancel checks it again).
+        return [job for job in jobs if viewer.access.may_see(str(job.payload.get("billing_profile_id", "")))], total
+
+    async def _settings(self, viewer: Viewer) -> tuple[list[RouteRow] | None, dict[str, Rule],
+                                                         dict[str, ReminderRow]]:
+        """A billing-profile admin's settings of their first `SETTINGS_SHOWN` profiles."""
+        if not viewer.access.is_profile_admin:
+            return None, {}, {}
+        routes = await self._routing.show(viewer, limit=SETTINGS_SHOWN)
+        names = {row.profile_id: row.profile_name for row in routes}
+        rules = await self.approvals.rules(viewer.team_id, names) if self.approvals is not None else []
+        reminders = await self.reminders.rows(viewer.team_id, names) if self.reminders is not None else []
+        return (routes, {rule.profile_id: rule for rule in rules},
+                {row.profile_id: row for row in reminders})
 
     def _explained(self, exc: BaseException) -> Denial:
         """The error-to-words table of `/invoices` (given as `explain`); the unexpected is logged."""

@@ -58,8 +58,9 @@ class RoutingService:
         self._audit = audit
         self._default = default_channel
 
-    async def show(self, viewer: Viewer) -> list[RouteRow]:
-        ids = sorted(viewer.access.billing_profile_ids)
+    async def show(self, viewer: Viewer, *, limit: int | None = None) -> list[RouteRow]:
+        """Each profile's route (the first `limit` profiles by id, when given: the Home tab)."""
+        ids = sorted(set(viewer.access.billing_profile_ids))[:limit]
         routes = await self._routes.for_profiles(viewer.team_id, ids)
         rows = []
         for pid in ids:

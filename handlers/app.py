@@ -215,6 +215,9 @@ def build_app(settings: Settings) -> Invoicebot:
     scheduler.register(APPROVAL_EXPIRY, approvals.expire_job)
     approvals.on_queued.append(outbox.wake)
     approvals.on_ended.append(RequesterWindow(slack_links, client_for, approval_repo).ended)
+    # A request made or decided: the requester's and the approvers' Home tabs show it.
+    approvals.on_changed.append(
+        lambda team_id, people: [home_refresher.request(team_id, person) for person in people])
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
                               processor, clock=clock, approvals=approvals)
     submissions = SubmissionService(payments, processor, payments_repo, links,
@@ -243,6 +246,8 @@ def build_app(settings: Settings) -> Invoicebot:
                                 locale=babel_locale(settings.default_locale),
                                 scheduled_invoices=scheduled.scheduled_invoices)
     scheduler.register(DIGEST, reminders.run_digest)
+    # The Home tab's sections of the features built since the payment (bot/home.py).
+    home_service.approvals, home_service.jobs, home_service.reminders = approvals, scheduler.jobs, reminders
 
     # The Bolt app: each listener module gets only the services it uses.
     bolt = _bolt_app(settings, slack, installations, engine)
@@ -253,12 +258,13 @@ def build_app(settings: Settings) -> Invoicebot:
     approval_listeners.register(bolt, approvals=approvals, background=background)
     actions.register(bolt, payments=payments, lists=lists, audit=audit, clock=clock, slack_links=slack_links)
     views.register(bolt, submissions=submissions, background=background, clock=clock,
-                   pay_later=PayLater(payments, scheduled))
+                   pay_later=PayLater(payments, scheduled, home_refresher.request))
     scheduling.register(bolt, payments=payments, scheduled=scheduled, audit=audit, clock=clock,
-                        slack_links=slack_links)
+                        slack_links=slack_links, refresh_home=home_refresher.request)
     events.register(bolt, publish_home=publish_home)
     home.register(bolt, lists=lists, invoices=invoices, router=router, routing=routing, audit=audit,
-                  refresh_home=home_refresher.request)
+                  refresh_home=home_refresher.request, approvals=approvals, reminders=reminders,
+                  payments=payments_repo)
     failures.register(bolt)  # the one error handler: no 500, words where Slack can show them
 
     return Invoicebot(settings=settings, engine=engine, bolt=bolt, billing=billing, stripe=stripe, audit=audit,

@@ -53,9 +53,14 @@ async def command(approvals: ApprovalService, viewer: ViewerLookup, word: str, r
 
 def register(app: AsyncApp, *, approvals: ApprovalService, background: Background) -> None:
     @app.action(APPROVE)
-    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
+                      client: AsyncWebClient | None = None) -> None:
         await ack()
         request = ActionRequest.parse(body)
+        # From the Home tab there is no message to answer under: a small modal says it instead,
+        # opened at once (the click's trigger lasts 3 s; the charge may take longer).
+        on_home = request.on_home and client is not None
+        modal_id = await _open_answer(client, request, ":hourglass_flowing_sand: Approving…") if on_home else None
         try:
             # Tracked: a stopping server finishes an approved charge rather than cutting it.
             decision = await background.track(approvals.approve(request.team_id, request.user_id, request.value or ""))
@@ -63,7 +68,10 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         except Exception as exc:  # noqa: BLE001
             explanation_for(exc)  # logged; its words ("nothing was charged") may not hold here
             text = UNSURE_AFTER_APPROVE
-        await _answer(respond, text)
+        if on_home:
+            await _update_answer(client, modal_id, text)  # type: ignore[arg-type]
+        else:
+            await _answer(respond, text)
 
     @app.action(REJECT)
     async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
@@ -108,6 +116,9 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
         await ack()
         request = ActionRequest.parse(body)
         decision = await approvals.withdraw(request.team_id, request.user_id, request.value or "")
+        if request.on_home:  # the tab is refreshed; the words come in a small modal
+            await _open_answer(client, request, click_answer(decision.refused, await _card(approvals, decision)))
+            return
         if not request.view_id:
             return
         card = await _card(approvals, decision)
@@ -127,6 +138,25 @@ async def _card(approvals: ApprovalService, decision: Decision) -> ApprovalCard 
     if decision.payment is None:
         return None
     return ApprovalCard.of(decision.payment, await approvals.request(decision.payment.id))
+
+
+async def _open_answer(client: AsyncWebClient, request: ActionRequest, text: str) -> str | None:
+    """A click on the Home tab answered in a small modal (its id, to update it)."""
+    try:
+        opened = await client.views_open(trigger_id=request.trigger_id, view=message_view("Payment request", text))
+        return str(opened["view"]["id"])
+    except SlackApiError as exc:  # the tab is refreshed anyway, and the DMs say the outcome
+        log.info("home answer not opened: %s", exc.response.get("error"))
+        return None
+
+
+async def _update_answer(client: AsyncWebClient, view_id: str | None, text: str) -> None:
+    if view_id is None:
+        return
+    try:
+        await client.views_update(view_id=view_id, view=message_view("Payment request", text))
+    except SlackApiError as exc:
+        log.info("home answer not updated: %s", exc.response.get("error"))
 
 
 async def _answer(respond: AsyncRespond, text: str) -> None:

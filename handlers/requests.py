@@ -343,6 +343,7 @@ class ActionRequest(_Request):
     value: str | None = None
     response_url: str | None = None
     view_id: str | None = None
+    view_type: str | None = None  # "modal", or "home" for a click on the Home tab
     private_metadata: str = ""
 
     @classmethod
@@ -351,8 +352,13 @@ class ActionRequest(_Request):
         action, view = payload.actions[0], payload.view
         return cls(team_id=payload.workspace_id or "", user_id=payload.user.id, trigger_id=payload.trigger_id,
                    action_id=action.action_id, value=action.value, response_url=payload.response_url,
-                   view_id=view.id if view else None,
+                   view_id=view.id if view else None, view_type=view.type if view else None,
                    private_metadata=(view.private_metadata if view else None) or "")
+
+    @property
+    def on_home(self) -> bool:
+        """Clicked on the Home tab: no response_url, and the view is the tab, not a modal to update."""
+        return self.view_type == "home"
 
 
 class SubmitRequest(_Request):
@@ -406,3 +412,37 @@ class RouteSubmitRequest(_Request):
         channel = extra.get("selected_conversation") or extra.get("selected_channel") or ""
         return cls(team_id=payload.workspace_id or "", user_id=payload.user.id,
                    profile_id=payload.view.private_metadata[:200], channel_id=str(channel)[:40])
+
+
+class FormSubmitRequest(_Request):
+    """A Home tab settings modal (approval rule, reminders): the profile id it is about and
+    each input's state by block id."""
+
+    team_id: str
+    user_id: str
+    profile_id: str
+    fields: dict[str, dict[str, Any]]
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> FormSubmitRequest:
+        payload = _validated(ViewSubmissionPayload, body)
+        fields: dict[str, dict[str, Any]] = {}
+        for block_id, by_action in payload.view.state.values.items():
+            for state in by_action.values():  # one input per block
+                fields[block_id] = {**(state.model_extra or {}), "value": state.value,
+                                    "selected_option": state.selected_option.value if state.selected_option else None}
+        return cls(team_id=payload.workspace_id or "", user_id=payload.user.id,
+                   profile_id=payload.view.private_metadata[:200], fields=fields)
+
+    def text(self, block_id: str) -> str:
+        return str(self.fields.get(block_id, {}).get("value") or "")[:3000]
+
+    def option(self, block_id: str) -> str:
+        return str(self.fields.get(block_id, {}).get("selected_option") or "")[:150]
+
+    def users(self, block_id: str) -> list[str]:
+        chosen = self.fields.get(block_id, {}).get("selected_users") or []
+        return [str(u)[:40] for u in chosen if isinstance(u, str)][:100] if isinstance(chosen, list) else []
+
+    def time(self, block_id: str) -> str:
+        return str(self.fields.get(block_id, {}).get("selected_time") or "")[:10]

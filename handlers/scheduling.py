@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -90,6 +92,7 @@ class PayLater:
 
     payments: PaymentService
     scheduled: ScheduledPayments
+    refresh_home: Callable[[str, str], None] = lambda _team, _user: None  # the payer's Home tab
 
     async def __call__(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """The same checks as paying now, then a confirmation with Cancel. A field's problem
@@ -104,6 +107,7 @@ class PayLater:
 
         async def confirmed() -> dict[str, Any]:
             scheduled = await self.scheduled.schedule(request.submission(), when, chosen)
+            self.refresh_home(request.team_id, request.user_id)
             return scheduled_view(scheduled, callback_id=CALLBACK_ID, title=TITLE)
 
         def refused(refusal: Refusal) -> dict[str, Any]:
@@ -122,7 +126,8 @@ class PayLater:
 
 
 def register(app: AsyncApp, *, payments: PaymentService, scheduled: ScheduledPayments, audit: AuditLog,
-             clock: Clock, slack_links: SlackLinkRepository) -> None:
+             clock: Clock, slack_links: SlackLinkRepository,
+             refresh_home: Callable[[str, str], None] = lambda _team, _user: None) -> None:
     @app.action(re.compile(rf"^{DIGEST_PAY_NOW}:\d+$"))
     async def pay_from_digest(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               req: AsyncBoltRequest) -> None:
@@ -150,11 +155,18 @@ def register(app: AsyncApp, *, payments: PaymentService, scheduled: ScheduledPay
 
         async def cancelled() -> tuple[str, str]:
             s = await scheduled.cancel(request.team_id, request.user_id, request.value or "")
+            refresh_home(request.team_id, s.user_id)  # the payer's tab (the canceller's is refreshed below)
             return "Scheduled payment cancelled", (f"The payment of *{s.amount.format(s.locale)}* on "
                                                    f"*{s.invoice_number}* will not be made. Nothing was charged.")
 
         title, text = await after_ack(cancelled(), refused=lambda refusal: (refusal.title, refusal.text))
-        if request.view_id:
+        if request.on_home:  # the tab is not a modal to replace: the words in a small modal of their own
+            refresh_home(request.team_id, request.user_id)
+            try:
+                await client.views_open(trigger_id=request.trigger_id, view=message_view(title, text))
+            except SlackApiError as exc:
+                log.info("cancel answer not opened: %s", exc.response.get("error"))
+        elif request.view_id:
             await client.views_update(view_id=request.view_id, view=message_view(title, text))
         elif request.response_url:
             await AsyncWebhookClient(request.response_url, timeout=10).send_dict(

@@ -298,12 +298,16 @@ def parse_route_value(value: str | None) -> str:
     return (value or "")[:200]
 
 
-def rule_modal(rule: Rule, locale: str) -> dict[str, Any]:
+def rule_modal(rule: Rule, locale: str, *, problem: str | None = None, typed: str | None = None) -> dict[str, Any]:
     """A profile's approval rule: the threshold (empty: none) and the approvers; saved through
-    ApprovalService.set_threshold / set_approvers, as `/invoices approvals` and `approvers`."""
+    ApprovalService.set_threshold / set_approvers, as `/invoices approvals` and `approvers`.
+    Shown again with the service's `problem` and what was `typed` when it refused a change."""
     threshold: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 40,
                                  "placeholder": {"type": "plain_text", "text": "e.g. 5000 (empty: no approval)"}}
-    if rule.threshold is not None:
+    if typed is not None:
+        if typed:
+            threshold["initial_value"] = clip(typed, 40)
+    elif rule.threshold is not None:
         threshold["initial_value"] = clip(rule.threshold.format(locale), 40)
     approvers: dict[str, Any] = {"type": "multi_users_select", "action_id": "users",
                                  "placeholder": {"type": "plain_text", "text": "Pick the approvers"}}
@@ -315,6 +319,7 @@ def rule_modal(rule: Rule, locale: str) -> dict[str, Any]:
         "submit": {"type": "plain_text", "text": "Save"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
+            *([_section(f":warning: *Not saved:* {safe(problem, 1000)}")] if problem else []),
             _section(f"Payments of *{safe(rule.profile_name or rule.profile_id, 200)}* from which amount need "
                      "another person's approval, and whose?"),
             {"type": "input", "block_id": THRESHOLD_BLOCK, "optional": True, "element": threshold,

@@ -10,8 +10,10 @@ through the service of the slash subcommand that does the same.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +28,7 @@ from blocks.home import (
 )
 from blocks.invoices import notice_message
 from blocks.pay_modal import message_view, payment_view
-from bot.approvals import ApprovalService
+from bot.approvals import ApprovalService, Rule
 from bot.errors import ApprovalProblem, FieldProblem
 from bot.identity import AccessDenied, AccessProblem, Viewer
 from bot.invoices import InvoiceService, ListQuery
@@ -37,6 +39,7 @@ from handlers.context import Refusal, after_ack, viewer_of
 from handlers.errors import refusal_reason
 from handlers.requests import ActionRequest, FormSubmitRequest, RouteSubmitRequest
 from handlers.slack_io import ListRenderer
+from handlers.views import SETTLE_SECONDS
 from storage.audit import AuditLog
 from storage.payments import PaymentRepository
 
@@ -152,40 +155,39 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
             await open_modal(client, request, rule_view())
 
         @app.view(RULE_CALLBACK)
-        async def save_rule(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
+        async def save_rule(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                            context: dict[str, Any]) -> None:
             """The same services and checks as `/invoices approvals <profile> <amount>|off` and
             `/invoices approvers <profile> @a @b`: each part is saved only when it changed."""
             form = FormSubmitRequest.parse(body)
             typed = form.text(THRESHOLD_BLOCK).strip()
             chosen = list(dict.fromkeys(form.users(APPROVERS_BLOCK)))
-            viewer = await viewer_of(context)(fresh=True)
-            viewer.require(form.profile_id)  # AccessDenied: the modal replaced by its words
-            profile = await invoices.profile(form.profile_id)
-            current = await approvals.rule(form.team_id, form.profile_id, profile.name)
-            shown = current.threshold.format(viewer.locale) if current.threshold is not None else ""
-            if typed and not chosen and not current.approvers:
+            if typed and not chosen:
                 raise FieldProblem(APPROVERS_BLOCK, "Name at least one approver (nobody approves their own payment).")
-            if not chosen and current.approvers:
-                raise FieldProblem(APPROVERS_BLOCK, "Keep at least one approver; to need no approval, empty the "
-                                                    "amount instead.")
-            try:
-                if typed != shown:
-                    # The command's text: "<profile> <amount>" (the amount's own spaces dropped) or "off".
-                    amount = typed.replace(" ", "") or "off"
-                    await approvals.set_threshold(viewer, f"{form.profile_id} {amount}")
-            except ApprovalProblem as problem:
-                raise FieldProblem(THRESHOLD_BLOCK, str(problem)[:150]) from None
-            try:
-                if chosen and set(chosen) != set(current.approvers):
-                    await approvals.set_approvers(viewer, f"{form.profile_id} " + " ".join(f"<@{u}>" for u in chosen))
-            except ApprovalProblem as problem:
-                raise FieldProblem(APPROVERS_BLOCK, str(problem)[:150]) from None
-            rule = await approvals.rule(form.team_id, form.profile_id, profile.name)
-            words = (f"payments of *{rule.threshold.format(viewer.locale)}* or more need approval"
-                     if rule.threshold is not None else "no payment needs approval")
-            await ack(response_action="update", view=message_view(
-                "Saved", f":white_check_mark: {profile.name}: {words}."[:2900]))
-            refresh_home(form.team_id, form.user_id)
+
+            async def saved() -> dict[str, Any]:
+                viewer = await viewer_of(context)(fresh=True)
+                viewer.require(form.profile_id)
+                profile = await invoices.profile(form.profile_id)
+                current = await approvals.rule(form.team_id, form.profile_id, profile.name)
+                shown = current.threshold.format(viewer.locale) if current.threshold is not None else ""
+                try:
+                    if typed != shown:
+                        # The command's text: "<profile> <amount>" (the amount's own spaces dropped) or "off".
+                        await approvals.set_threshold(viewer, f"{form.profile_id} {typed.replace(' ', '') or 'off'}")
+                    if chosen and set(chosen) != set(current.approvers):
+                        await approvals.set_approvers(viewer, f"{form.profile_id} "
+                                                      + " ".join(f"<@{user}>" for user in chosen))
+                except ApprovalProblem as problem:  # the form again, with the typed values and the words
+                    again = Rule(current.profile_id, current.profile_name, current.threshold, tuple(chosen))
+                    return rule_modal(again, viewer.locale, problem=str(problem), typed=typed)
+                rule = await approvals.rule(form.team_id, form.profile_id, profile.name)
+                refresh_home(form.team_id, form.user_id)
+                words = (f"payments of *{rule.threshold.format(viewer.locale)}* or more need approval"
+                         if rule.threshold is not None else "no payment needs approval")
+                return message_view("Saved", f":white_check_mark: {profile.name}: {words}."[:2900])
+
+            await _saving(ack, client, form, saved())
 
     if reminders is not None:
         @app.action(re.compile(rf"^{CHANGE_REMINDERS}:\d+$"))
@@ -204,7 +206,8 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
             await open_modal(client, request, reminders_view())
 
         @app.view(REMINDERS_CALLBACK)
-        async def save_reminders(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
+        async def save_reminders(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                                 context: dict[str, Any]) -> None:
             """The same service and checks as `/invoices reminders <profile> daily|weekly|off HH:MM`."""
             form = FormSubmitRequest.parse(body)
             cadence = form.option(CADENCE_BLOCK)
@@ -214,18 +217,19 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
                 raise FieldProblem(CADENCE_BLOCK, "Choose every day, every Monday or off.")
             if parsed.profile or parsed.local_time is None:
                 raise FieldProblem(TIME_BLOCK, "Choose the time of day, HH:MM.")
-            if not form.profile_id:
+            if not form.profile_id:  # configure() with no profile would change them all
                 raise FieldProblem(CADENCE_BLOCK, "This form lost its billing profile: close it and try again.")
-            viewer = await viewer_of(context)(fresh=True)
-            viewer.require(form.profile_id)
-            try:
+
+            async def saved() -> dict[str, Any]:
+                viewer = await viewer_of(context)(fresh=True)
+                viewer.require(form.profile_id)
                 [row] = await reminders.configure(viewer, ReminderCommand(form.profile_id, parsed.cadence,
                                                                           parsed.local_time))
-            except ReminderProblem as problem:
-                raise FieldProblem(CADENCE_BLOCK, str(problem)[:150]) from None
-            await ack(response_action="update", view=message_view(
-                "Saved", f":white_check_mark: Reminders of {row.profile_name}: {row.describe()}."[:2900]))
-            refresh_home(form.team_id, form.user_id)
+                refresh_home(form.team_id, form.user_id)
+                return message_view("Saved", f":white_check_mark: Reminders of {row.profile_name}: "
+                                             f"{row.describe()}."[:2900])
+
+            await _saving(ack, client, form, saved())
 
     if payments is not None:
         @app.action(re.compile(rf"^{RECEIPT}:\d+$"))
@@ -248,3 +252,17 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
                 return payment_view(payment_summary(payment))
 
             await open_modal(client, request, receipt_view())
+
+
+async def _saving(ack: AsyncAck, client: AsyncWebClient, form: FormSubmitRequest, work: Any) -> None:
+    """Slack's answer first ("Saving…"): the checks re-read the person's access from the billing
+    API, which may be slow; the modal is then updated with the outcome, or the service's words."""
+    await ack(response_action="update", view=message_view("Saving", ":hourglass_flowing_sand: Saving…"))
+    answered = time.monotonic()
+    view = await after_ack(work, refused=lambda refusal: message_view(refusal.title, refusal.text))
+    # A views.update that reached Slack before our answer would be overwritten by it.
+    await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
+    try:
+        await client.views_update(view_id=form.view_id, view=view)
+    except SlackApiError as exc:  # closed meanwhile: the tab and the channel notice say it
+        log.info("settings outcome not shown in the modal: %s", exc.response.get("error"))

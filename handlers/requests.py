@@ -420,6 +420,7 @@ class FormSubmitRequest(_Request):
 
     team_id: str
     user_id: str
+    view_id: str
     profile_id: str
     fields: dict[str, dict[str, Any]]
 
@@ -431,7 +432,7 @@ class FormSubmitRequest(_Request):
             for state in by_action.values():  # one input per block
                 fields[block_id] = {**(state.model_extra or {}), "value": state.value,
                                     "selected_option": state.selected_option.value if state.selected_option else None}
-        return cls(team_id=payload.workspace_id or "", user_id=payload.user.id,
+        return cls(team_id=payload.workspace_id or "", user_id=payload.user.id, view_id=payload.view.id,
                    profile_id=payload.view.private_metadata[:200], fields=fields)
 
     def text(self, block_id: str) -> str:

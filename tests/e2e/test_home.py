@@ -1,10 +1,9 @@
 """The App Home tab end to end: opening it publishes the person's dashboard through the
 stand-in (which rejects what Slack rejects: over 100 blocks, text over its limits), Pay
-Now on it opens the same modal as the list, admins route notices from it, and a burst of
-payments refreshes it a bounded number of times.
-
-Approvals (issue 13) and scheduled payments (issue 14) are not built yet: their sections
-(and the approver's view) come with them."""
+Now on it opens the same modal as the list, admins route notices, change the approval rule
+and the reminders from it, an approver approves from it (the DM's own action: one charge),
+a requester withdraws and a payer cancels a scheduled payment from it, receipts open from
+it, and a burst of payments refreshes it a bounded number of times."""
 
 from __future__ import annotations
 
@@ -16,8 +15,10 @@ from typing import Any
 from storage.db import create_engine, session_factory
 from storage.models import Payment, utcnow
 from tests.e2e.slack_user import SlackUser, texts
+from tests.e2e.test_approvals import ADMIN, a_team, request_approval, wait_dm
+from tests.e2e.test_scheduled_payments import jobs, schedule
 from tests.e2e.world import World
-from tests.harness import TEAM_ID, unique
+from tests.harness import TEAM_ID, eventually, unique
 
 
 async def open_home(world: World, user_id: str, *, since_publishes: int | None = None) -> dict[str, Any]:
@@ -58,6 +59,32 @@ def button(home: dict[str, Any], prefix: str, needle: str = "") -> str:
         if accessory.get("action_id", "").startswith(prefix) and needle in texts([block]):
             return str(accessory["action_id"])
     raise AssertionError(f"no {prefix} button for {needle!r} on the Home tab")
+
+
+def element(home: dict[str, Any], prefix: str, needle: str = "") -> tuple[str, str, str]:
+    """(action_id, block_id, value) of the first button whose action id starts with `prefix`,
+    as an accessory of a block mentioning `needle` or in the actions block right after one."""
+    last = ""
+    for block in home["view"]["blocks"]:
+        elements = [block["accessory"]] if block.get("accessory") else list(block.get("elements") or [])
+        if block.get("type") == "section":
+            last = texts([block])
+        for el in elements:
+            if str(el.get("action_id", "")).startswith(prefix) and needle in last:
+                return str(el["action_id"]), str(block["block_id"]), str(el.get("value", ""))
+    raise AssertionError(f"no {prefix} button for {needle!r} on the Home tab")
+
+
+async def click_home(world: World, user_id: str, home: dict[str, Any], prefix: str, needle: str = "",
+                     **kw: Any) -> dict[str, Any]:
+    """Click a button on the Home tab; returns the modal the bot opened for that click."""
+    action_id, block_id, _value = element(home, prefix, needle)
+    click = await world.slack.click(user_id, action_id, view_id=home["id"], block_id=block_id, **kw)
+    assert click["status"] == 200, click
+    opened = await world.slack.wait_for_call(
+        "views.open", lambda c: c["params"].get("trigger_id") == click["trigger_id"], timeout=5)
+    assert opened["ok"], opened
+    return opened
 
 
 async def pay_from_home(world: World, user: SlackUser, home: dict[str, Any], invoice: dict[str, Any]) -> dict:
@@ -229,3 +256,152 @@ async def test_a_burst_of_50_payments_refreshes_the_tab_a_bounded_number_of_time
     refreshes = len(await publishes_for(world, person.user_id)) - before
     # Debounced to one per 3 s per person: never one per payment state change (100+ here).
     assert 1 <= refreshes <= elapsed / 3 + 2, (refreshes, elapsed)
+
+
+async def test_an_approver_approves_from_home_and_it_is_charged_once(world: World) -> None:
+    team = await a_team(world)
+    invoice = await world.invoice(team.profile, "1500.00")
+    await open_home(world, team.approver.user_id)
+    waiting = await request_approval(world, team, invoice)
+    assert "Waiting for approval" in texts(waiting["view"]["blocks"])
+
+    # Refreshed when the request was made: the approver sees it, with the DM's own buttons.
+    home = await wait_home(world, team.approver.user_id,
+                           lambda body: "Waiting for your decision" in body and invoice["number"] in body)
+    body = texts(home["view"]["blocks"])
+    assert "€1,500.00" in body and team.requester.user_id in body and "approval_reject" in body
+    asked = await wait_dm(world, team.approver.user_id, invoice["number"])
+    _, _, value = element(home, "approval_approve", invoice["number"])
+    assert value in texts(asked["blocks"])  # the same action and value as the DM's button
+    # The requester is not asked to decide their own request, and sees it waiting, with Withdraw.
+    mine = texts((await open_home(world, team.requester.user_id))["view"]["blocks"])
+    assert "Waiting for your decision" not in mine and "approval_withdraw" in mine and invoice["number"] in mine
+
+    opened = await click_home(world, team.approver.user_id, home, "approval_approve", invoice["number"])
+    answer = await team.approver.wait_view(opened["response"]["view"]["id"],
+                                           lambda v: "Approving" not in texts(v["view"]["blocks"]))
+    assert "Approved and charged" in texts(answer["view"]["blocks"])
+    recorded = await eventually(lambda: world.recorded_payments(invoice["id"]))
+    assert [p["amount"] for p in recorded] == ["1500.00"]
+    assert len([pi for pi in await world.intents(team.profile.customer_id) if pi["amount"] == 150000]) == 1
+    await wait_home(world, team.approver.user_id, lambda body: "Waiting for your decision" not in body)
+    await wait_home(world, team.requester.user_id, lambda body: "approval_withdraw" not in body
+                    and "Paid" in body and invoice["number"] in body)
+
+    # The other approver's tab no longer offers it either, and more time charges nothing more.
+    await wait_home(world, team.second.user_id, lambda body: invoice["number"] not in body
+                    or "Waiting for your decision" not in body)
+    await asyncio.sleep(1)
+    assert len(await world.recorded_payments(invoice["id"])) == 1
+
+
+async def test_a_requester_withdraws_from_home(world: World) -> None:
+    team = await a_team(world)
+    invoice = await world.invoice(team.profile, "2000.00")
+    await request_approval(world, team, invoice)
+    home = await open_home(world, team.requester.user_id)
+    assert "Your payments waiting" in texts(home["view"]["blocks"])
+    opened = await click_home(world, team.requester.user_id, home, "approval_withdraw", invoice["number"])
+    assert "Withdrawn" in str(opened["params"]["view"])
+    await wait_home(world, team.requester.user_id, lambda body: "approval_withdraw" not in body)
+    listed = world.stack.invoicebot("payments", "--status", "withdrawn").stdout
+    assert invoice["number"] in listed
+    assert await world.recorded_payments(invoice["id"]) == []
+
+
+async def test_an_admin_changes_the_approval_rule_from_home_and_the_command_shows_it(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    admin = await world.person([profile], permissions=ADMIN)
+    approver = await world.person([profile])
+    home = await open_home(world, admin.user_id)
+    assert "no approval needed" in texts(home["view"]["blocks"])
+
+    opened = await click_home(world, admin.user_id, home, "home_rule", profile.name)
+    modal_id = opened["response"]["view"]["id"]
+    user = SlackUser(world.slack, admin.user_id)
+    # An amount the locale can't read: the form again with the service's words; nothing is saved.
+    bad = await world.slack.submit(admin.user_id, modal_id, {"rule_threshold": {"value": "lots"},
+                                                             "rule_approvers": {"users": [approver.user_id]}})
+    assert bad["status"] == 200, bad
+    again = await user.wait_view(modal_id, lambda v: "Not saved" in texts(v["view"]["blocks"]))
+    assert "is not a number" in texts(again["view"]["blocks"]) and "rule_threshold" in texts(again["view"]["blocks"])
+    assert "no approval needed" in texts((await user.command("approvals"))["blocks"])
+    saved = await world.slack.submit(admin.user_id, modal_id, {"rule_threshold": {"value": "2500"},
+                                                               "rule_approvers": {"users": [approver.user_id]}})
+    assert saved["status"] == 200, saved
+    await user.wait_view(modal_id, lambda v: "€2,500.00" in texts(v["view"]["blocks"]))
+
+    rules = texts((await user.command("approvals"))["blocks"])
+    assert "€2,500.00" in rules and approver.user_id in rules
+    notice = await world.wait_for_channel_message(profile.name)  # a new profile: only its rule's notices
+    assert "changed the approval rule" in notice["text"] + texts(notice["blocks"])
+    await wait_home(world, admin.user_id, lambda body: "€2,500.00" in body and approver.user_id in body)
+    audit = world.stack.invoicebot("audit", "--user", admin.user_id).stdout
+    assert "set_approval_threshold" in audit and "set_approvers" in audit
+
+
+async def test_settings_buttons_for_someone_else_s_profile_are_refused_on_the_server(world: World) -> None:
+    mine, theirs = await world.profile(), await world.profile()
+    admin = await world.person([mine], permissions=ADMIN)
+    home = await open_home(world, admin.user_id)
+    for prefix in ("home_rule", "home_reminders"):
+        opened = await click_home(world, admin.user_id, home, prefix, mine.name, tamper_value=theirs.id)
+        body = str(opened["params"]["view"])
+        assert theirs.name not in body and "rule_threshold" not in body and "reminder_cadence" not in body
+
+
+async def test_an_admin_sets_reminders_from_home_and_the_command_shows_them(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    admin = await world.person([profile], permissions=ADMIN)
+    home = await open_home(world, admin.user_id)
+    assert "Reminders: off" in texts(home["view"]["blocks"])
+    opened = await click_home(world, admin.user_id, home, "home_reminders", profile.name)
+    modal_id = opened["response"]["view"]["id"]
+    saved = await world.slack.submit(admin.user_id, modal_id, {"reminder_cadence": {"cadence": "daily"},
+                                                               "reminder_time": {"time": "08:30"}})
+    assert saved["status"] == 200, saved
+    await SlackUser(world.slack, admin.user_id).wait_view(
+        modal_id, lambda v: "every day at 08:30" in texts(v["view"]["blocks"]))
+    shown = texts((await SlackUser(world.slack, admin.user_id).command("reminders"))["blocks"])
+    assert profile.name in shown and "every day at 08:30" in shown
+    await wait_home(world, admin.user_id, lambda body: "every day at 08:30" in body)
+
+
+async def test_a_scheduled_payment_shows_on_home_and_cancel_there_cancels_it(world: World) -> None:
+    profile = await world.profile(currency="EUR", cards=("visa",))
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "99.00", due_in_days=5)
+    await open_home(world, person.user_id)
+    done = await schedule(world, person, invoice)
+    assert "Payment scheduled" in texts(done["view"]["blocks"])
+    home = await wait_home(world, person.user_id, lambda body: "Scheduled" in body and invoice["number"] in body)
+    assert "cancel_scheduled_payment" in texts(home["view"]["blocks"])
+
+    opened = await click_home(world, person.user_id, home, "cancel_scheduled_payment", invoice["number"])
+    assert "Scheduled payment cancelled" in str(opened["params"]["view"])
+    assert invoice["number"] not in texts((await SlackUser(world.slack, person.user_id).command("scheduled"))["blocks"])
+    await wait_home(world, person.user_id, lambda body: "cancel_scheduled_payment" not in body)
+    assert [j["state"] for j in jobs(world.stack)
+            if j["kind"] == "scheduled_payment" and j["key"].startswith(f"payment:{done['id']}:")] == ["canceled"]
+    assert await world.intents(profile.customer_id or "") == []
+
+
+async def test_a_receipt_opens_from_home_only_for_one_s_own_payment(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    person, other = await world.person([profile]), await world.person([profile])
+    mine, theirs = await world.invoice(profile, "42.00"), await world.invoice(profile, "17.00")
+    for who, invoice in ((person, mine), (other, theirs)):
+        user = SlackUser(world.slack, who.user_id)
+        await user.pay(await user.pay_now(await user.command(invoice["number"]), invoice["id"]))
+    home = await open_home(world, person.user_id)
+    opened = await click_home(world, person.user_id, home, "home_receipt")
+    receipt = str(opened["params"]["view"])
+    assert "Payment received" in receipt and "€42.00" in receipt and mine["number"] in receipt
+
+    # The other payer's button carrying this payment's id: no receipt, and the refusal is audited.
+    _, _, payment_id = element(home, "home_receipt")
+    opened = await click_home(world, other.user_id, await open_home(world, other.user_id), "home_receipt",
+                              tamper_value=payment_id)
+    refused = str(opened["params"]["view"])
+    assert "No receipt" in refused and "€42.00" not in refused and mine["number"] not in refused
+    assert "show_receipt" in world.stack.invoicebot("audit", "--user", other.user_id).stdout

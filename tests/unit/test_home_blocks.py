@@ -1,5 +1,7 @@
-"""The Home tab builder is pure: extreme data (5,000 invoices, 200 payments, 300 profiles,
-names at the length limit, mrkdwn in names) stays within Slack's limits for a Home tab."""
+"""The Home tab builder is pure: extreme data (5,000 invoices, 200 payments, 300 profiles
+with their rules and reminders, 500 requests to decide, 500 own requests, 500 scheduled
+payments, names at the length limit, mrkdwn in names) stays within Slack's limits for a
+Home tab, and its buttons are those of the same actions elsewhere."""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ import datetime as dt
 import dataclasses
 import json
 
-from blocks.home import home_view, route_modal
+from blocks.approvals import APPROVE, REJECT, WITHDRAW
+from blocks.home import home_view, reminders_modal, route_modal, rule_modal
+from blocks.scheduling import CANCEL_SCHEDULED
 from handlers.errors import Explanation
-from bot.home import RECENT, SOONEST, HomeRefresher, HomeView
+from bot.approvals import ApprovalCard, Rule
+from bot.home import RECENT, SOONEST, TO_DECIDE, WAITING_SHOWN, HomeRefresher, HomeView
+from bot.reminders import ReminderRow
+from bot.scheduled_payments import Scheduled
 from bot.invoices import InvoiceRow
 from bot.money import Money
 from bot.routing import RouteRow
@@ -97,3 +104,89 @@ async def test_a_burst_of_refresh_requests_coalesces() -> None:
     assert 1 <= published.count("U1") <= bound and 1 <= published.count("U2") <= bound
     assert bound < 50
     await refresher.aclose()
+
+
+def card(i: int, requester: str = "U2") -> ApprovalCard:
+    return ApprovalCard(payment_id=f"pay_{i:030d}", invoice_number="<!channel> INV-" + "7" * 130,
+                        profile_name="*bold* " + "Q" * 300, amount=Money.of("99999999999.99", "EUR"),
+                        method="Visa •••• 4242 " + "_" * 100, locale="de_DE", status="awaiting_approval",
+                        requester=requester, approvers=tuple(f"U{j:010d}" for j in range(50)),
+                        expires_at=dt.datetime(2026, 12, 9, 8, 0, tzinfo=dt.UTC))
+
+
+def scheduled(i: int) -> Scheduled:
+    return Scheduled(key=f"payment:{i}:" + "k" * 150, invoice_id=f"inv_{i}", invoice_number="<@U1> " + "S" * 130,
+                     profile_id="bp", profile_name="~strike~ " + "R" * 300, amount=Money.of("12345678.90", "EUR"),
+                     method_label="Visa •••• 4242", pay_on=TODAY, runs_at=dt.datetime(2026, 12, 9, 8, tzinfo=dt.UTC),
+                     time_zone="America/Argentina/ComodRivadavia", user_id="U1", locale="de_DE")
+
+
+def everything(locale: str) -> HomeView:
+    base = huge(locale)
+    routes = base.routes or []
+    rules = {r.profile_id: Rule(r.profile_id, r.profile_name, Money.of("1000000", "EUR") if i % 2 else None,
+                                tuple(f"U{j:010d}" for j in range(100)))
+             for i, r in enumerate(routes)}
+    reminders = {r.profile_id: ReminderRow(r.profile_id, r.profile_name, ("daily", "weekly", "off")[i % 3], "09:00",
+                                           0, 7, "America/Argentina/ComodRivadavia", None)
+                 for i, r in enumerate(routes)}
+    return dataclasses.replace(
+        base, to_decide=[card(i) for i in range(TO_DECIDE)], to_decide_count=500,
+        my_requests=[card(i, requester="U1") for i in range(WAITING_SHOWN)], my_request_count=500,
+        scheduled=[scheduled(i) for i in range(WAITING_SHOWN)], scheduled_count=500, admin_profile_count=300,
+        rules=rules, reminders=reminders)
+
+
+def test_every_section_full_still_fits_a_home_tab() -> None:
+    for locale in ("de_DE", "en_US", "ja_JP", "ar_EG"):
+        view = home_view(everything(locale))
+        assert validate_view(view) == [], validate_view(view)
+        assert len(view["blocks"]) <= 100
+        body = json.dumps(view, ensure_ascii=False)
+        assert "<!channel>" not in body and "<@U1>" not in body  # names never become mentions
+        for words in ("Waiting for your decision", "495 more waiting for your decision", "Your payments waiting",
+                      "497 more waiting for approval", "497 more scheduled", "280 more billing profiles",
+                      "Approval rule", "Reminders", "See all 5000", "newest of 200 payments"):
+            assert words in body, words
+        assert body.index("Waiting for your decision") < body.index("Balance due")
+
+
+def test_the_tab_s_buttons_are_the_same_actions_as_elsewhere() -> None:
+    view = home_view(everything("en_US"))
+    elements = [el for b in view["blocks"] for el in ([b["accessory"]] if "accessory" in b else b.get("elements", []))
+                if el.get("type") == "button"]
+    by_action: dict[str, list[dict]] = {}
+    for el in elements:
+        by_action.setdefault(el["action_id"], []).append(el)
+    assert [el["value"] for el in by_action[APPROVE]] == [f"pay_{i:030d}" for i in range(TO_DECIDE)]
+    assert [el["value"] for el in by_action[REJECT]] == [f"pay_{i:030d}" for i in range(TO_DECIDE)]
+    assert len(by_action[WITHDRAW]) == WAITING_SHOWN and len(by_action[CANCEL_SCHEDULED]) == WAITING_SHOWN
+    assert by_action[CANCEL_SCHEDULED][0]["value"] == scheduled(0).key and "confirm" in by_action[CANCEL_SCHEDULED][0]
+    receipts = [el for action, els in by_action.items() if action.startswith("home_receipt:") for el in els]
+    assert receipts and all(el["value"].startswith("pay_") for el in receipts)
+    assert len([a for a in by_action if a.startswith("home_rule:")]) == 20
+    assert len([a for a in by_action if a.startswith("home_reminders:")]) == 20
+    block_ids = [b["block_id"] for b in view["blocks"] if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids))
+
+
+def test_more_invoices_than_the_tab_reads_say_at_least() -> None:
+    view = home_view(dataclasses.replace(huge("en_US"), invoice_count=500, overdue_count=500, complete=False,
+                                         overdue_complete=False))
+    body = json.dumps(view)
+    assert "At least 500 invoices to pay" in body and "at least 500 overdue" in body and "at least *" in body
+    assert "See all 500" not in body and "the tab counts the first 500 invoices" in body
+    exact = json.dumps(home_view(dataclasses.replace(huge("en_US"), invoice_count=500, overdue_count=30,
+                                                     complete=False, overdue_complete=True)))
+    assert ":warning: 30 overdue" in exact
+
+
+def test_settings_modals_are_valid_and_keep_what_was_typed() -> None:
+    rule = Rule("bp_1", "P" * 400, Money.of("5000", "EUR"), tuple(f"U{j:010d}" for j in range(150)))
+    for view in (rule_modal(rule, "de_DE"), rule_modal(Rule("bp_1", "", None, ()), "en_US"),
+                 rule_modal(rule, "en_US", problem="x" * 5000, typed="lots"),
+                 reminders_modal(ReminderRow("bp_1", "P" * 400, "weekly", "07:45", 0, 7, "Europe/Berlin", None))):
+        assert validate_view(view) == [], validate_view(view)
+    assert "5.000,00" in json.dumps(rule_modal(rule, "de_DE"), ensure_ascii=False)
+    again = json.dumps(rule_modal(rule, "en_US", problem="“lots” is not a number.", typed="lots"))
+    assert "Not saved" in again and '"initial_value": "lots"' in again

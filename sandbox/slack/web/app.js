@@ -495,6 +495,31 @@
         }
         return group;
       }
+      case "users_select":
+      case "multi_users_select":
+      case "conversations_select":
+      case "channels_select": {
+        // Slack's pickers of people and channels: the workspace's people, the channels you see.
+        const multi = el.type.startsWith("multi_");
+        const people = el.type.includes("users");
+        const choices = people
+          ? [...S.users.values()].filter((u) => !u.is_bot).map((u) => [u.id, displayName(u)])
+          : visibleChannels().map((c) => [c.id, "#" + (c.name || c.id)]);
+        const current = has ? draft : people
+          ? (multi ? entry.selected_users || el.initial_users || [] : entry.selected_user || el.initial_user)
+          : entry.selected_conversation || entry.selected_channel || el.initial_conversation || el.initial_channel;
+        const select = h("select", { id, class: "select select-input", multiple: multi,
+                                     dataset: { actionId: el.action_id || "" } });
+        if (!multi && !current) select.append(h("option", { value: "", text: textString(el.placeholder) || "Select an item" }));
+        for (const [value, label] of choices) {
+          const option = h("option", { value, text: label });
+          option.selected = multi ? (current || []).includes(value) : current === value;
+          select.append(option);
+        }
+        select.addEventListener("change", () => remember(
+          multi ? [...select.selectedOptions].map((o) => o.value) : select.value || null));
+        return select;
+      }
       case "datepicker":
       case "timepicker": {
         const input = h("input", { id, class: "text-input", type: el.type === "datepicker" ? "date" : "time" });

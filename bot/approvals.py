@@ -161,8 +161,9 @@ class ApprovalService:
         # Told after a request ended without a charge following (rejected, expired, withdrawn,
         # canceled, approved for its day): the requester's open window shows it.
         self.on_ended: list[Callable[[Payment, str], Awaitable[None]]] = []
-        # callables (team_id, user_ids): a request was made or decided; these people's views of
-        # it (the requester's, the approvers') changed, e.g. their Home tabs.
+        # callables (team_id, user_ids): a request was made or decided (the requester and the
+        # approvers), or a rule changed (the admin who changed it): what these people's Home
+        # tabs show changed.
         self.on_changed: list = []
 
     # -- policy ------------------------------------------------------------------------
@@ -222,6 +223,7 @@ class ApprovalService:
         await self._repo.save_policy(viewer.team_id, profile_id, set_by=viewer.user_id, threshold=threshold,
                                      outbox=outbox, audit=[audit])
         self._wake()
+        self._told(viewer.team_id, [viewer.user_id])
         return after
 
     async def set_approvers(self, viewer: Viewer, text: str) -> Rule:
@@ -256,6 +258,7 @@ class ApprovalService:
         await self._repo.save_policy(viewer.team_id, profile_id, set_by=viewer.user_id, approvers=approvers,
                                      outbox=outbox, audit=[audit])
         self._wake()
+        self._told(viewer.team_id, [viewer.user_id])
         return after
 
     async def _admin_profile(self, viewer: Viewer, text: str, *, action: str) -> str:
@@ -536,7 +539,9 @@ class ApprovalService:
             wake()
 
     def _changed(self, team_id: str, request: ApprovalRequest) -> None:
-        people = list(dict.fromkeys([request.requester_id, *request.approvers]))
+        self._told(team_id, list(dict.fromkeys([request.requester_id, *request.approvers])))
+
+    def _told(self, team_id: str, people: list[str]) -> None:
         for changed in self.on_changed:
             try:
                 changed(team_id, people)

@@ -232,6 +232,8 @@ class ReminderService:
     default_timezone: str = "UTC"
     locale: str = "en_US"  # channel notices use the workspace's locale
     scheduled_invoices: ScheduledInvoices = field(default=_nothing_scheduled)
+    # callables (team_id, user_id): a person changed reminders (their Home tab shows them)
+    on_changed: list = field(default_factory=list)
 
     # -- the command -----------------------------------------------------------------------
     async def show(self, viewer: Viewer) -> list[ReminderRow]:
@@ -288,6 +290,8 @@ class ReminderService:
                                     weekday=setting.weekday, days_ahead=setting.days_ahead,
                                     time_zone=setting.time_zone)
             changed.append(await self._row(viewer.team_id, pid))
+        for told in self.on_changed:
+            told(viewer.team_id, viewer.user_id)
         return changed
 
     async def _reschedule(self, setting: ReminderSetting, *, by: str | None) -> None:

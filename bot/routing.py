@@ -57,6 +57,8 @@ class RoutingService:
         self._channels = channels
         self._audit = audit
         self._default = default_channel
+        # callables (team_id, user_id): a person changed a route (their Home tab shows routes)
+        self.on_changed: list = []
 
     async def show(self, viewer: Viewer, *, limit: int | None = None) -> list[RouteRow]:
         """Each profile's route (the first `limit` profiles by id, when given: the Home tab)."""
@@ -89,6 +91,8 @@ class RoutingService:
         await self._routes.set(viewer.team_id, profile_ids, channel_id, viewer.user_id)
         await self._audit.record("set_notify_route", "ok", team_id=viewer.team_id, user_id=viewer.user_id,
                                  channel=channel_id, billing_profiles=profile_ids)
+        for changed in self.on_changed:
+            changed(viewer.team_id, viewer.user_id)
         return channel_id, [row for row in await self.show(viewer) if row.profile_id in profile_ids]
 
     async def _profiles_named(self, viewer: Viewer, text: str) -> list[str]:

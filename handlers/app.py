@@ -215,7 +215,8 @@ def build_app(settings: Settings) -> Invoicebot:
     scheduler.register(APPROVAL_EXPIRY, approvals.expire_job)
     approvals.on_queued.append(outbox.wake)
     approvals.on_ended.append(RequesterWindow(slack_links, client_for, approval_repo).ended)
-    # A request made or decided: the requester's and the approvers' Home tabs show it.
+    # A request made or decided (the requester's and the approvers' Home tabs show it), or a
+    # rule changed (the changer's).
     approvals.on_changed.append(
         lambda team_id, people: [home_refresher.request(team_id, person) for person in people])
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
@@ -248,6 +249,9 @@ def build_app(settings: Settings) -> Invoicebot:
     scheduler.register(DIGEST, reminders.run_digest)
     # The Home tab's sections of the features built since the payment (bot/home.py).
     home_service.approvals, home_service.jobs, home_service.reminders = approvals, scheduler.jobs, reminders
+    # A setting changed, from the Home tab or a slash subcommand: the changer's tab shows it.
+    routing.on_changed.append(home_refresher.request)
+    reminders.on_changed.append(home_refresher.request)
 
     # The Bolt app: each listener module gets only the services it uses.
     bolt = _bolt_app(settings, slack, installations, engine)

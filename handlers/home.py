@@ -116,7 +116,7 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
             raise
         await ack(response_action="update", view=message_view(
             "Saved", f":white_check_mark: Payment notices now go to <#{channel_id}>."))
-        refresh_home(request.team_id, request.user_id)
+        refresh_home(request.team_id, request.user_id)  # RoutingService.on_changed too: coalesced
 
     async def admin_of(context: dict[str, Any], profile_id: str, action: str, request: ActionRequest) -> Viewer:
         """The clicker, checked afresh: a billing-profile admin of this profile (the button's
@@ -182,7 +182,6 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
                     again = Rule(current.profile_id, current.profile_name, current.threshold, tuple(chosen))
                     return rule_modal(again, viewer.locale, problem=str(problem), typed=typed)
                 rule = await approvals.rule(form.team_id, form.profile_id, profile.name)
-                refresh_home(form.team_id, form.user_id)
                 words = (f"payments of *{rule.threshold.format(viewer.locale)}* or more need approval"
                          if rule.threshold is not None else "no payment needs approval")
                 return message_view("Saved", f":white_check_mark: {profile.name}: {words}."[:2900])
@@ -225,7 +224,6 @@ def register(app: AsyncApp, *, lists: ListRenderer, invoices: InvoiceService, ro
                 viewer.require(form.profile_id)
                 [row] = await reminders.configure(viewer, ReminderCommand(form.profile_id, parsed.cadence,
                                                                           parsed.local_time))
-                refresh_home(form.team_id, form.user_id)
                 return message_view("Saved", f":white_check_mark: Reminders of {row.profile_name}: "
                                              f"{row.describe()}."[:2900])
 

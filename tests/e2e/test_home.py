@@ -365,6 +365,9 @@ async def test_an_admin_sets_reminders_from_home_and_the_command_shows_them(worl
     shown = texts((await SlackUser(world.slack, admin.user_id).command("reminders"))["blocks"])
     assert profile.name in shown and "every day at 08:30" in shown
     await wait_home(world, admin.user_id, lambda body: "every day at 08:30" in body)
+    # Changed with the subcommand instead: the admin's tab is refreshed too.
+    await SlackUser(world.slack, admin.user_id).command(f"reminders {profile.name} weekly 07:15")
+    await wait_home(world, admin.user_id, lambda body: "every Monday at 07:15" in body)
 
 
 async def test_a_scheduled_payment_shows_on_home_and_cancel_there_cancels_it(world: World) -> None:

@@ -295,6 +295,25 @@ async def test_an_approver_approves_from_home_and_it_is_charged_once(world: Worl
     assert len(await world.recorded_payments(invoice["id"])) == 1
 
 
+async def test_an_approver_rejects_from_home_with_a_reason(world: World) -> None:
+    team = await a_team(world)
+    invoice = await world.invoice(team.profile, "1200.00")
+    await request_approval(world, team, invoice)
+    home = await open_home(world, team.approver.user_id)
+    opened = await click_home(world, team.approver.user_id, home, "approval_reject", invoice["number"])
+    view_id = opened["response"]["view"]["id"]
+    submitted = await world.slack.submit(team.approver.user_id, view_id, {"reason": {"reason": "Wrong vendor"}})
+    assert submitted["status"] == 200, submitted
+    answer = await team.approver.wait_view(view_id, lambda v: "Rejecting" not in texts(v["view"]["blocks"]),
+                                           timeout=30)
+    assert "Rejected" in texts(answer["view"]["blocks"])
+    told = await wait_dm(world, team.requester.user_id, "Wrong vendor")
+    assert invoice["number"] in told["text"] + texts(told["blocks"])
+    await wait_home(world, team.approver.user_id, lambda body: invoice["number"] not in body
+                    or "Waiting for your decision" not in body)
+    assert await world.recorded_payments(invoice["id"]) == []
+
+
 async def test_a_requester_withdraws_from_home(world: World) -> None:
     team = await a_team(world)
     invoice = await world.invoice(team.profile, "2000.00")

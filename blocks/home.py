@@ -63,6 +63,7 @@ _STATUS = {
     "rejected": ":no_entry: Rejected",
     "expired": ":hourglass: Approval expired",
     "withdrawn": "Withdrawn",
+    "scheduled": ":calendar: Approved, waiting for its day",
     "scheduled": ":calendar: Approved; paid on its day (nothing charged yet)",
 }
 

@@ -188,9 +188,12 @@ class ApprovalService:
                                                 profile_ids=sorted(viewer.access.billing_profile_ids), limit=limit)
         return [ApprovalCard.of(payment, request) for request, payment in pairs], total
 
-    async def waiting_of(self, team_id: str, user_id: str, *, limit: int) -> tuple[list[ApprovalCard], int]:
-        """This person's own requests still waiting for a decision, and how many."""
-        pairs, total = await self._repo.waiting(team_id, now=self._clock.now(), requester=user_id, limit=limit)
+    async def waiting_of(self, team_id: str, user_id: str, *, limit: int,
+                         not_prefixed: str | None = None) -> tuple[list[ApprovalCard], int]:
+        """This person's own requests still waiting for a decision (but those whose payment id
+        starts with `not_prefixed`), and how many."""
+        pairs, total = await self._repo.waiting(team_id, now=self._clock.now(), requester=user_id,
+                                                not_prefixed=not_prefixed, limit=limit)
         return [ApprovalCard.of(payment, request) for request, payment in pairs], total
 
     async def set_threshold(self, viewer: Viewer, text: str) -> Rule:

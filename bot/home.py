@@ -22,8 +22,9 @@ from bot.invoices import InvoiceRow, InvoiceService
 from bot.money import Money
 from bot.reminders import ReminderRow, ReminderService
 from bot.routing import RouteRow, RoutingService
+from bot.scheduled_payments import ID_PREFIX as SCHEDULED_ID
 from bot.scheduled_payments import KIND as SCHEDULED_PAYMENT
-from bot.scheduled_payments import Scheduled
+from bot.scheduled_payments import Scheduled, is_scheduled
 from bot.summaries import PaymentSummary, payment_summary
 from storage.jobs import JobRepository
 from storage.models import IN_FLIGHT, PaymentStatus
@@ -114,14 +115,17 @@ class HomeService:
             return HomeView(locale=viewer.locale, today=today, denied=self._explained(exc))
         waiting = {card.payment_id for card in mine}
         in_flight_states = {s.value for s in IN_FLIGHT} | {PaymentStatus.PROCESSING.value}
+        # A scheduled payment not made yet (waiting for approval before its day, or approved
+        # and waiting for it) is shown once: in "Your payments waiting", with its Cancel.
+        not_yet = {PaymentStatus.AWAITING_APPROVAL.value, PaymentStatus.SCHEDULED.value}
+        shown = [p for p in payments if p.id not in waiting and not (is_scheduled(p) and p.status in not_yet)]
         routes, rules, reminders = admin
         return HomeView(
             locale=viewer.locale, today=today, totals=due.totals, invoice_count=due.count,
             overdue_count=due.overdue_count, complete=due.complete, overdue_complete=due.overdue_complete,
             invoices=due.rows,
-            in_flight=[payment_summary(p) for p in payments
-                       if p.status in in_flight_states and p.id not in waiting][:IN_FLIGHT_SHOWN],
-            recent=[payment_summary(p) for p in payments if p.status not in in_flight_states][:RECENT],
+            in_flight=[payment_summary(p) for p in shown if p.status in in_flight_states][:IN_FLIGHT_SHOWN],
+            recent=[payment_summary(p) for p in shown if p.status not in in_flight_states][:RECENT],
             payment_count=count, to_decide=to_decide, to_decide_count=to_decide_count, my_requests=mine,
             my_request_count=mine_count, scheduled=[Scheduled.of(job) for job in jobs], scheduled_count=job_count,
             routes=routes, admin_profile_count=len(set(viewer.access.billing_profile_ids)) if routes is not None
@@ -135,7 +139,9 @@ class HomeService:
     async def _my_requests(self, viewer: Viewer) -> tuple[list[ApprovalCard], int]:
         if self.approvals is None:
             return [], 0
-        return await self.approvals.waiting_of(viewer.team_id, viewer.user_id, limit=WAITING_SHOWN)
+        # A scheduled payment's request is shown as the scheduled payment (Cancel ends both).
+        return await self.approvals.waiting_of(viewer.team_id, viewer.user_id, limit=WAITING_SHOWN,
+                                               not_prefixed=SCHEDULED_ID)
 
     async def _scheduled(self, viewer: Viewer) -> tuple[list, int]:
         if self.jobs is None:

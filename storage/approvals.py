@@ -77,9 +77,11 @@ class ApprovalRepository:
 
     async def waiting(self, team_id: str, *, now: dt.datetime, approver: str | None = None,
                       requester: str | None = None, profile_ids: Iterable[str] | None = None,
+                      not_prefixed: str | None = None,
                       limit: int) -> tuple[list[tuple[ApprovalRequest, Payment]], int]:
         """Requests still waiting for a decision (not past their expiry) in a workspace: those
-        naming `approver`, or made by `requester`, of `profile_ids`; the soonest to expire
+        naming `approver`, or made by `requester`, of `profile_ids`, whose payment id does not
+        start with `not_prefixed`; the soonest to expire
         first, at most `limit`, and how many there are. Two bounded queries (the Home tab)."""
         where = [ApprovalRequest.team_id == team_id, ApprovalRequest.expires_at > now,
                  Payment.status == PaymentStatus.AWAITING_APPROVAL.value]
@@ -93,6 +95,8 @@ class ApprovalRepository:
             where.append(ApprovalRequest.requester_id == requester)
         if profile_ids is not None:
             where.append(ApprovalRequest.billing_profile_id.in_(list(profile_ids)))
+        if not_prefixed is not None:  # e.g. leave out scheduled payments' requests
+            where.append(~ApprovalRequest.payment_id.startswith(not_prefixed, autoescape=True))
         joined = select(ApprovalRequest, Payment).join(Payment, Payment.id == ApprovalRequest.payment_id)
         async with self._sessions() as session:
             rows = await session.execute(joined.where(*where).order_by(ApprovalRequest.expires_at,

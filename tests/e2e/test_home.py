@@ -16,7 +16,7 @@ from storage.db import create_engine, session_factory
 from storage.models import Payment, utcnow
 from tests.e2e.slack_user import SlackUser, texts
 from tests.e2e.test_approvals import ADMIN, a_team, request_approval, wait_dm
-from tests.e2e.test_scheduled_payments import jobs, schedule
+from tests.e2e.test_scheduled_payments import _approval_team, jobs, schedule
 from tests.e2e.world import World
 from tests.harness import TEAM_ID, eventually, unique
 
@@ -427,3 +427,24 @@ async def test_a_receipt_opens_from_home_only_for_one_s_own_payment(world: World
     refused = str(opened["params"]["view"])
     assert "No receipt" in refused and "€42.00" not in refused and mine["number"] not in refused
     assert "show_receipt" in world.stack.invoicebot("audit", "--user", other.user_id).stdout
+
+
+async def test_a_scheduled_payment_needing_approval_shows_once_and_the_approver_decides_from_home(
+        world: World) -> None:
+    profile, admin, payer, invoice = await _approval_team(world, "250.00")
+    done = await schedule(world, payer, invoice)
+    assert "Needs approval first" in texts(done["view"]["blocks"])
+    # The payer's tab: once, as the scheduled payment with its Cancel (which ends the request too).
+    home = texts((await open_home(world, payer.user_id))["view"]["blocks"])
+    assert "Scheduled*" in home and "cancel_scheduled_payment" in home
+    assert "approval_withdraw" not in home and "Waiting for approval" not in home and "Payments in flight" not in home
+    # The approver's tab: the request, with Approve; approved, it waits for its day: nothing charged.
+    boss = await open_home(world, admin.user_id)
+    opened = await click_home(world, admin.user_id, boss, "approval_approve", invoice["number"])
+    answer = await SlackUser(world.slack, admin.user_id).wait_view(
+        opened["response"]["view"]["id"], lambda v: "Approving" not in texts(v["view"]["blocks"]))
+    assert "already decided" not in texts(answer["view"]["blocks"])
+    await wait_home(world, admin.user_id, lambda body: "Waiting for your decision" not in body)
+    home = texts((await open_home(world, payer.user_id))["view"]["blocks"])
+    assert "cancel_scheduled_payment" in home and "Approved, waiting for its day" not in home
+    assert await world.intents(profile.customer_id or "") == []

@@ -67,6 +67,9 @@ async def test_waiting_requests_for_an_approver_and_of_a_requester(sessions) -> 
     mine = [i for i in range(3, 25) if i % 3]
     rows, total = await repo.waiting("T1", now=NOW, requester="UREQ", limit=3)
     assert total == len(mine) and [p.id for _, p in rows] == [f"pay_{i:03d}" for i in mine[:3]]
+    # Leaving out a kind of payment by its id's prefix (the Home tab: scheduled payments' requests).
+    rows, total = await repo.waiting("T1", now=NOW, requester="UREQ", not_prefixed="pay_00", limit=100)
+    assert total == len([i for i in mine if i >= 10]) and all(p.id >= "pay_010" for _, p in rows)
     # Nobody is asked to decide their own request.
     rows, total = await repo.waiting("T1", now=NOW, approver="UREQ", limit=5)
     assert total == 0

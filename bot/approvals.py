@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 S = PaymentStatus
 # Each request's expiry is one scheduler job, written with the request, due at its expiry.
 EXPIRY = "approval_expiry"
-_MENTION = re.compile(r"^<@([UW][A-Za-z0-9]+)(?:\|[^>]*)?>$")
+# Slack user ids are letters and digits; the demo's stand-in people have readable ones (U_EU), so "_" too.
+_MENTION = re.compile(r"^<@([UW][A-Za-z0-9_]+)(?:\|[^>]*)?>$")
 _GROUP = re.compile(r"^<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 

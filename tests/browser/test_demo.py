@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 
 from sandbox.demo import BOT_TOKEN  # noqa: E402
 from tests.browser.conftest import ARTIFACTS, DemoRun  # noqa: E402
-from tests.browser.slack_page import SlackPage  # noqa: E402
+from tests.browser.slack_page import Modal, SlackPage  # noqa: E402
 
 US_SMALL = r"INV-US-\d{4}-0119"  # Acme Inc., $89.99, open
 US_PAST_DUE = r"INV-US-\d{4}-0112"  # Acme Inc., $2,340.75, overdue
@@ -339,3 +339,37 @@ def test_pay_from_the_home_tab(page: Page, demo: DemoRun) -> None:
     expect(row.get_by_role("button", name="Pay Now")).to_have_count(0, timeout=15_000)
     expect(row).to_contain_text("Paid")  # now among the recent payments
     expect(row).to_contain_text("€845.50")
+
+
+def test_an_admin_sets_an_approval_rule_on_home_and_the_approver_approves_from_his_home(
+        page: Page, demo: DemoRun) -> None:
+    """The README's walk-through: Fiona sets Acme GmbH's rule on her Home tab (500, Emil as
+    approver, with the stand-in's people picker), pays more than that, and Emil approves it
+    from his own Home tab."""
+    slack = SlackPage(page, demo.url, "U_FINANCE")
+    home = slack.open_home()
+    row = home.locator('.b-section[data-block-id^="home_route:"]', has_text="Acme GmbH").first
+    index = (row.get_attribute("data-block-id") or "").split(":")[1]
+    home.locator(f'[data-block-id="home_settings:{index}"]').get_by_role("button", name="Approval rule").click()
+    modal = Modal(page.locator(".modal"))
+    expect(modal.root).to_contain_text("Approval rule")
+    modal.root.locator('[data-block-id="rule_threshold"] input').fill("500")
+    modal.root.locator('[data-block-id="rule_approvers"] select').select_option(["U_EU"])
+    modal.submit()
+    expect(modal.root).to_contain_text("€500.00", timeout=15_000)
+    modal.close()
+    expect(home).to_contain_text("€500.00", timeout=15_000)  # the tab, refreshed, shows the rule
+
+    paying = slack.pay_now(home, EU_PAST_DUE)  # €845.50: above the rule
+    expect(paying.root).to_contain_text("need approval")
+    paying.submit()
+    expect(paying.root).to_contain_text("Waiting for approval", timeout=15_000)
+    paying.close()
+
+    page.select_option("#user-picker", "U_EU")
+    emil = slack.open_home()
+    request = emil.locator(".b-section", has_text=re.compile(EU_PAST_DUE)).first
+    expect(request).to_contain_text("€845.50", timeout=15_000)
+    emil.get_by_role("button", name="Approve").first.click()
+    answer = page.locator(".modal")
+    expect(answer).to_contain_text("Approved and charged", timeout=20_000)

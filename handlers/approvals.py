@@ -20,7 +20,7 @@ from blocks.approvals import (
 )
 from blocks.invoices import Message, notice_message
 from blocks.pay_modal import CALLBACK_ID, message_view
-from bot.approvals import ApprovalCard, ApprovalService, Decision
+from bot.approvals import ApprovalCard, ApprovalService, Decision, Refusal
 from handlers.context import Background, ViewerLookup, after_ack
 from handlers.errors import explanation_for
 from handlers.requests import ActionRequest, BadPayload, ViewSubmissionPayload
@@ -115,19 +115,25 @@ def register(app: AsyncApp, *, approvals: ApprovalService, background: Backgroun
     async def withdraw(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         request = ActionRequest.parse(body)
-        decision = await approvals.withdraw(request.team_id, request.user_id, request.value or "")
+
+        async def withdrawn() -> tuple[str, dict[str, Any]]:
+            decision = await approvals.withdraw(request.team_id, request.user_id, request.value or "")
+            card = await _card(approvals, decision)
+            text = click_answer(decision.refused, card)
+            if decision.refused is None and card is not None:
+                return text, ended_view(card, "withdrawn", callback_id=CALLBACK_ID)
+            if card is not None and card.status == "awaiting_approval" and decision.refused is Refusal.ALREADY_DECIDED:
+                return text, awaiting_view(card, callback_id=CALLBACK_ID)
+            return text, message_view("Payment request", text)
+
+        # Anything unexpected (the database away) is said too, in the same place: never silence.
+        text, view = await after_ack(withdrawn(), refused=lambda refusal: (
+            refusal.text, message_view(refusal.title, refusal.text)))
         if request.on_home:  # the tab is refreshed; the words come in a small modal
-            await _open_answer(client, request, click_answer(decision.refused, await _card(approvals, decision)))
+            await _open_answer(client, request, text)
             return
         if not request.view_id:
             return
-        card = await _card(approvals, decision)
-        if decision.refused is None and card is not None:
-            view = ended_view(card, "withdrawn", callback_id=CALLBACK_ID)
-        elif card is not None and card.status == "awaiting_approval" and decision.refused.value == "already_decided":
-            view = awaiting_view(card, callback_id=CALLBACK_ID)
-        else:
-            view = message_view("Payment request", click_answer(decision.refused, card))
         try:
             await client.views_update(view_id=request.view_id, view=view)
         except SlackApiError as exc:

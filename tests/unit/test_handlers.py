@@ -531,3 +531,25 @@ async def test_a_rejection_reason_is_answered_before_the_checks_that_may_be_slow
     await app.listeners["reject_reason"](ack=ack, body=body, client=client)
     assert ack.calls[0]["response_action"] == "update"
     assert [name for name, _ in client.calls] == ["views.update"]
+
+
+async def test_a_withdraw_that_fails_unexpectedly_still_answers_in_the_window() -> None:
+    from blocks.approvals import WITHDRAW
+    from handlers import approvals as approval_listeners
+
+    class FailingApprovals:
+        async def withdraw(self, *_: Any) -> Any:
+            raise RuntimeError("the database went away")
+
+    app = FakeApp()
+    approval_listeners.register(app, approvals=FailingApprovals(), background=Background())  # type: ignore[arg-type]
+    ack, client = FakeAck(), FakeClient()
+    body = block_actions(WITHDRAW, "pay_1", view={"id": "V_REQ", "type": "modal", "callback_id": "pay_invoice",
+                                                  "hash": "1.abc", "private_metadata": "ps_1"})
+    await app.listeners["withdraw"](ack=ack, body=body, client=client)
+    assert ack.calls == [{}]
+    [(name, call)] = client.calls
+    assert name == "views.update" and call["view_id"] == "V_REQ"
+    said = json.dumps(call["view"])
+    assert "database" not in said and "went away" not in said  # words, no details
+    assert "blocks" in call["view"] and said != "{}"

@@ -35,6 +35,7 @@ from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.admission import LoopGate
 from bot.identity import IdentityService, Viewer
 from handlers.errors import Explanation, explanation_for, refusal_reason
 
@@ -151,13 +152,16 @@ async def after_ack(work: Awaitable[T], *, refused: Callable[[Refusal], Awaitabl
 
 class Background:
     """Work that must finish even if the server is asked to stop (a payment in flight):
-    the composition root waits for it before letting go of the database."""
+    the composition root waits for it before letting go of the database. It starts when
+    the gate (bot/admission.py) lets it in: at once while the event loop keeps up, later
+    when the loop is busy, so that the acks of new requests are never queued behind it."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: LoopGate | None = None) -> None:
         self._work: set[asyncio.Task[Any]] = set()
+        self.gate = gate or LoopGate()
 
     def track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(work)
+        task = asyncio.ensure_future(self.gate.run(work))
         self._work.add(task)
         task.add_done_callback(self._work.discard)
         return task
@@ -166,4 +170,5 @@ class Background:
         pending = set(self._work)
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        await self.gate.aclose()
         return len(pending)

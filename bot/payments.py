@@ -134,13 +134,17 @@ class PaymentService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingApi,
                  stripe: StripePayments, payments: PaymentRepository, sessions: PaySessionRepository,
                  audit: AuditLog, links: PayLinks, processor: PaymentProcessor, *,
-                 clock: Clock | None = None, approvals: ApprovalService | None = None) -> None:
+                 clock: Clock | None = None, approvals: ApprovalService | None = None,
+                 before_ack: tuple[PaymentRepository, PaySessionRepository] | None = None) -> None:
         self._identity = identity
         self._invoices = invoices
         self._billing = billing
         self._stripe = stripe
         self._payments = payments
         self._sessions = sessions
+        # The same tables through connections of their own, for the reads made before
+        # Slack's answer (`earlier`, `quick_check`): they never wait behind payments in flight.
+        self._ack_payments, self._ack_sessions = before_ack or (payments, sessions)
         self._audit = audit
         self._links = links
         self._processor = processor  # every move of a payment is the processor's (and audited there)
@@ -162,13 +166,16 @@ class PaymentService:
         viewer = await self._viewer(team_id, user_id, action="open_pay_now", invoice_id=invoice_id)
         invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now")
         profile = await self._invoices.profile(invoice.billing_profile_id)
-        pay_session = await self._sessions.open(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
-                                                locale=viewer.locale)
+        pay_session = self._sessions.new(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
+                                         locale=viewer.locale)
         form = await self._form(pay_session, invoice, profile)
-        await self._sessions.update(pay_session.id, currency=invoice.currency,
-                                    balance_minor=invoice.balance.minor, offered_methods=_offered(form.methods))
-        await self._audit.record("open_pay_now", "ok", team_id=team_id, user_id=user_id, invoice_id=invoice.id,
-                                 billing_profile_id=invoice.billing_profile_id)
+        # Written once the form is known, with its audit row: one transaction per Pay Now.
+        pay_session.currency = invoice.currency
+        pay_session.balance_minor = invoice.balance.minor
+        pay_session.offered_methods = _offered(form.methods)
+        await self._sessions.save(pay_session, also=[self._audit.event(
+            "open_pay_now", "ok", team_id=team_id, user_id=user_id, invoice_id=invoice.id,
+            billing_profile_id=invoice.billing_profile_id)])
         return form
 
     async def reload_form(self, *, team_id: str, user_id: str, session_id: str) -> PayForm:
@@ -277,7 +284,8 @@ class PaymentService:
         """What can be checked without the network, in time for Slack's answer: the form is
         this person's, the amount is a valid amount of the invoice's currency and within the
         balance the form was opened with, and the method is one the form offered."""
-        pay_session = await self.session(submission)
+        pay_session = await self._session_of(submission.team_id, submission.user_id, submission.session_id,
+                                             sessions=self._ack_sessions)
         locale = pay_session.locale or DEFAULT_LOCALE
         amount = self.parse_amount(submission.amount_text, pay_session.currency or "", locale)
         if pay_session.balance_minor is not None and amount.minor > pay_session.balance_minor:
@@ -292,7 +300,7 @@ class PaymentService:
 
     async def earlier(self, submission: Submission) -> Payment | None:
         """The payment an earlier copy of this very submission wrote, if any (this person's only)."""
-        payment = await self._payments.by_submission(submission.key)
+        payment = await self._ack_payments.by_submission(submission.key)
         if payment is None or payment.user_id != submission.user_id or payment.team_id != submission.team_id:
             return None
         return payment
@@ -466,9 +474,9 @@ class PaymentService:
                                  invoice_id=invoice.id, billing_profile_id=invoice.billing_profile_id,
                                  reason=reason, **detail)
 
-    async def _session_of(self, team_id: str, user_id: str, session_id: str, *,
-                          action: str = "submit_payment") -> PaySession:
-        pay_session = await self._sessions.get(session_id) if session_id else None
+    async def _session_of(self, team_id: str, user_id: str, session_id: str, *, action: str = "submit_payment",
+                          sessions: PaySessionRepository | None = None) -> PaySession:
+        pay_session = await (sessions or self._sessions).get(session_id) if session_id else None
         if pay_session is None or pay_session.user_id != user_id or pay_session.team_id != team_id:
             await self._audit.record(action, "denied", team_id=team_id, user_id=user_id,
                                      reason="unknown_form_session")

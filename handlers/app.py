@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.approvals import EXPIRY as APPROVAL_EXPIRY
+from bot.admission import LoopGate
 from bot.approvals import ApprovalService
 from bot.billing import BillingClient
 from bot.cards import SavedCards
@@ -78,6 +79,13 @@ from storage.routes import RouteRepository
 
 log = logging.getLogger(__name__)
 
+# Connections for what requests read before their ack (per worker process).
+ACK_POOL_SIZE = 4
+# Payment drives one worker runs at once (more wait in bot/admission.py's gate): within what
+# the database pool serves without a connection wait near its 30 s timeout, and well above
+# what a slow billing API's in-flight payments need at month-end rates.
+PAYMENTS_AT_ONCE = 64
+
 # At most one Home tab publish per person this often: a burst of payments coalesces,
 # well within views.publish's rate limit (Tier 4, 100+ per minute).
 HOME_REFRESH_SECONDS = 3.0
@@ -90,6 +98,7 @@ class Invoicebot:
 
     settings: Settings
     engine: AsyncEngine
+    ack_engine: AsyncEngine
     bolt: AsyncApp
     billing: BillingClient
     stripe: StripeGateway
@@ -148,6 +157,7 @@ class Invoicebot:
         if self.bolt.client.session is not None:
             await self.bolt.client.session.close()
         await self.engine.dispose()
+        await self.ack_engine.dispose()
 
 
 class _DropClientOverToken(logging.Filter):
@@ -165,6 +175,11 @@ def build_app(settings: Settings) -> Invoicebot:
     clock = clock_from(settings.clock_offset_file)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    # What a request reads before its ack (the workspace's installation, a submission's form
+    # and earlier copy) has connections of its own: in a burst, payments in flight hold the
+    # main pool's, and an ack must not wait behind them for one.
+    ack_engine = create_engine(settings.database_url, pool_size=ACK_POOL_SIZE, max_overflow=ACK_POOL_SIZE)
+    ack_sessions = session_factory(ack_engine)
     payments_repo = PaymentRepository(sessions, clock.now)
     outbox_repo = OutboxRepository(sessions)
     pay_sessions = PaySessionRepository(sessions, clock.now)
@@ -175,7 +190,7 @@ def build_app(settings: Settings) -> Invoicebot:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # One pooled HTTP session for every Web API call of this process (closed in aclose).
     slack = slack_client(settings, None if settings.multi_workspace else token, session=aiohttp.ClientSession())
-    installations = (AsyncSQLAlchemyInstallationStore(settings.slack_client_id, engine)
+    installations = (AsyncSQLAlchemyInstallationStore(settings.slack_client_id, ack_engine)
                      if settings.multi_workspace and settings.slack_client_id else None)
     client_for = WorkspaceClients(settings, slack, installations)
     billing = BillingClient(str(settings.billing_api_url), settings.billing_api_token.get_secret_value())
@@ -220,7 +235,9 @@ def build_app(settings: Settings) -> Invoicebot:
     approvals.on_changed.append(
         lambda team_id, people: [home_refresher.request(team_id, person) for person in people])
     payments = PaymentService(identity, invoices, billing, stripe, payments_repo, pay_sessions, audit, links,
-                              processor, clock=clock, approvals=approvals)
+                              processor, clock=clock, approvals=approvals,
+                              before_ack=(PaymentRepository(ack_sessions, clock.now),
+                                          PaySessionRepository(ack_sessions, clock.now)))
     submissions = SubmissionService(payments, processor, payments_repo, links,
                                     deadline_seconds=settings.submission_deadline_seconds, clock=clock,
                                     approvals=approvals)
@@ -229,7 +246,7 @@ def build_app(settings: Settings) -> Invoicebot:
     secret = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     webhooks = StripeWebhooks(secret, processor, sessions, cards.saved)
     reconciler = Reconciler(payments_repo, processor, clock=clock)
-    background = Background()
+    background = Background(LoopGate(ceiling=PAYMENTS_AT_ONCE))  # payment drives start when the loop has room (bot/admission.py)
 
     # Scheduled payments and digests: the scheduler's other kinds of jobs.
     async def queue(messages: list[OutboxMessage]) -> None:
@@ -271,7 +288,7 @@ def build_app(settings: Settings) -> Invoicebot:
                   payments=payments_repo)
     failures.register(bolt)  # the one error handler: no 500, words where Slack can show them
 
-    return Invoicebot(settings=settings, engine=engine, bolt=bolt, billing=billing, stripe=stripe, audit=audit,
+    return Invoicebot(settings=settings, engine=engine, ack_engine=ack_engine, bolt=bolt, billing=billing, stripe=stripe, audit=audit,
                       payments_repo=payments_repo, payments=payments, processor=processor, webhooks=webhooks,
                       outbox=outbox, reconciler=reconciler, background=background, home_refresher=home_refresher,
                       scheduler=scheduler, approvals=approvals)

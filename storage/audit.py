@@ -18,10 +18,16 @@ class AuditLog:
                      invoice_id: str | None = None, billing_profile_id: str | None = None,
                      payment_id: str | None = None, **detail: Any) -> None:
         async with self._sessions.begin() as session:
-            session.add(AuditEvent(
-                action=action, outcome=outcome, team_id=team_id, user_id=user_id, invoice_id=invoice_id,
-                billing_profile_id=billing_profile_id, payment_id=payment_id, detail=detail,
-            ))
+            session.add(self.event(action, outcome, team_id=team_id, user_id=user_id, invoice_id=invoice_id,
+                                   billing_profile_id=billing_profile_id, payment_id=payment_id, **detail))
+
+    @staticmethod
+    def event(action: str, outcome: str, *, team_id: str | None = None, user_id: str | None = None,
+              invoice_id: str | None = None, billing_profile_id: str | None = None,
+              payment_id: str | None = None, **detail: Any) -> AuditEvent:
+        """The row `record` writes, for a caller that writes it with its own change."""
+        return AuditEvent(action=action, outcome=outcome, team_id=team_id, user_id=user_id, invoice_id=invoice_id,
+                          billing_profile_id=billing_profile_id, payment_id=payment_id, detail=detail)
 
     async def events(self, *, user_id: str | None = None, invoice: str | None = None,
                      limit: int = 100) -> list[AuditEvent]:

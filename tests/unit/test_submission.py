@@ -68,7 +68,7 @@ class FakeProcessor:
     def __init__(self, result: Payment | Exception) -> None:
         self.result, self.advanced = result, 0
 
-    async def advance(self, payment_id: str) -> Payment:
+    async def advance(self, payment_id: str, *, written: Payment | None = None) -> Payment:
         self.advanced += 1
         if isinstance(self.result, Exception):
             raise self.result

@@ -97,18 +97,22 @@ class PaymentProcessor:
         self._clock = clock or SystemClock()
 
     async def advance(self, payment_id: str, *, recovering: bool = False, since: str | None = None,
-                      via: str | None = None) -> Payment:
+                      via: str | None = None, written: Payment | None = None) -> Payment:
         """Drive the payment as far as it can go now; returns where it stands.
 
         Stripe or the billing API being down leaves it in an intermediate state with a
         retry time; nothing is lost, the reconciler picks it up. `since`: the status the
         caller last showed (a webhook that already moved it), for the modal update.
+        `written`: the row as the caller has just written it (a new submission's), so it
+        is not read again; every move is a compare-and-set, so a row that moved meanwhile
+        only makes the first move lose its race and read it then.
         """
         with driving(via or ("reconciler" if recovering else "live"), override=not recovering):
-            return await self._advance(payment_id, recovering=recovering, since=since)
+            return await self._advance(payment_id, recovering=recovering, since=since, written=written)
 
-    async def _advance(self, payment_id: str, *, recovering: bool, since: str | None) -> Payment:
-        payment = await self._repo.get(payment_id)
+    async def _advance(self, payment_id: str, *, recovering: bool, since: str | None,
+                       written: Payment | None = None) -> Payment:
+        payment = written if written is not None and written.id == payment_id else await self._repo.get(payment_id)
         if payment is None:
             raise LookupError(payment_id)
         before = since or payment.status

@@ -111,7 +111,7 @@ class SubmissionService:
 
     async def _charge(self, submission: Submission, payment: Payment) -> SubmissionOutcome:
         try:
-            payment = await self._processor.advance(payment.id)
+            payment = await self._processor.advance(payment.id, written=payment)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a confirm may have been sent: say what we know, not "nothing"

@@ -113,20 +113,21 @@ class PaymentRepository:
 
     async def _transition(self, payment_id: str, from_states: Iterable[PaymentStatus], to_state: PaymentStatus, *,
                           outbox: Sequence[OutboxMessage], audit: Sequence[AuditEvent], **fields: Any) -> Payment | None:
+        # One statement both moves the row and reads it back (UPDATE ... RETURNING: SQLite
+        # 3.35+, PostgreSQL): no second session to learn what was written.
         async with self._sessions.begin() as session:
-            result = await session.execute(
+            moved = await session.scalar(
                 update(Payment)
                 .where(Payment.id == payment_id, Payment.status.in_([s.value for s in from_states]))
                 .values(status=to_state.value, updated_at=self._now(), **fields)
+                .returning(Payment)
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
+            if moved is None:
                 return None
-            for message in outbox:
-                session.add(message)
-            for event in audit:
-                session.add(event)
-        return await self.get(payment_id)
+            session.add_all(outbox)
+            session.add_all(audit)
+        return moved
 
     async def touch(self, payment_id: str, **fields: Any) -> None:
         """Update bookkeeping fields that carry no state (attempt counters, retry times)."""

@@ -334,9 +334,10 @@ def rule_modal(rule: Rule, locale: str, *, problem: str | None = None, typed: st
 
 
 def reminders_modal(row: ReminderRow) -> dict[str, Any]:
-    """A profile's due-date digest: daily, weekly (Mondays) or off, at a time; saved through
+    """A profile's due-date digest: daily, weekly (on the profile's weekday, Monday unless
+    `/invoices reminders` set another) or off, at a time; saved through
     ReminderService.configure, as `/invoices reminders <profile> daily|weekly|off HH:MM`."""
-    options = {"daily": "Every day", "weekly": "Every Monday", "off": "Off"}
+    options = {"daily": "Every day", "weekly": f"Every {row.weekday_name}", "off": "Off"}
 
     def option(value: str) -> dict[str, Any]:
         return {"text": {"type": "plain_text", "text": options[value]}, "value": value}

@@ -140,10 +140,14 @@ class ReminderRow:
     time_zone: str
     next_at: dt.datetime | None  # UTC
 
+    @property
+    def weekday_name(self) -> str:
+        return _WEEKDAYS[self.weekday % 7]
+
     def describe(self) -> str:
         if self.cadence == "off":
             return f"off (time zone {self.time_zone})"
-        when = "every day" if self.cadence == "daily" else f"every {_WEEKDAYS[self.weekday]}"
+        when = "every day" if self.cadence == "daily" else f"every {self.weekday_name}"
         return f"{when} at {self.local_time} ({self.time_zone}), invoices due within {self.days_ahead} days"
 
 

@@ -190,3 +190,9 @@ def test_settings_modals_are_valid_and_keep_what_was_typed() -> None:
     assert "5.000,00" in json.dumps(rule_modal(rule, "de_DE"), ensure_ascii=False)
     again = json.dumps(rule_modal(rule, "en_US", problem="“lots” is not a number.", typed="lots"))
     assert "Not saved" in again and '"initial_value": "lots"' in again
+
+
+def test_the_reminders_modal_names_the_weekday_the_profile_has() -> None:
+    friday = json.dumps(reminders_modal(ReminderRow("bp_1", "Acme", "weekly", "09:00", 4, 7, "UTC", None)))
+    assert "Every Friday" in friday and "Monday" not in friday
+    assert "Every Monday" in json.dumps(reminders_modal(ReminderRow("bp_1", "Acme", "daily", "09:00", 0, 7, "UTC", None)))

@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-threads", action="store_true",
                         help="sample every running thread (waits in C included: SQLite's thread, the idle "
                              "event loop), not only the one holding the GIL (the default: Python's CPU)")
+    parser.add_argument("--format", choices=("flamegraph", "raw"), default="flamegraph",
+                        help="flamegraph: an SVG (the default); raw: collapsed stacks as text, one stack and its "
+                             "sample count a line, to read or diff with a script")
     args = parser.parse_args(ours)
+    suffix = "svg" if args.format == "flamegraph" else "txt"
     spy = shutil.which("py-spy")
     if spy is None:
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             process.kill()
             out, _ = process.communicate()
         print(f"[profile] {name}: py-spy exited {process.returncode}: {(out or '').strip()[-300:]}", flush=True)
-        if process.returncode == 0 or (args.out / f"{name}.svg").exists():
+        if process.returncode == 0 or (args.out / f"{name}.{suffix}").exists():
             recorded.append(name)
         recording = None
 
@@ -111,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             if master is None:
                 print("[profile] the app process was not found", flush=True)
                 continue
-            svg = args.out / f"{phase}.svg"
+            svg = args.out / f"{phase}.{suffix}"
             process = subprocess.Popen(
                 [spy, "record", "--pid", str(master), "--subprocesses", "--nonblocking", "--rate", str(args.rate),
-                 "--output", str(svg), "--format", "flamegraph", *([] if args.all_threads else ["--gil"])],
+                 "--output", str(svg), "--format", args.format, *([] if args.all_threads else ["--gil"])],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             recording = (phase, process)
             print(f"[profile] recording {phase} (pid {master}) into {svg}", flush=True)

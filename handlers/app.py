@@ -204,15 +204,16 @@ def build_app(settings: Settings) -> Invoicebot:
     lists = ListRenderer(identity, invoices, clock)
     home_service = HomeService(identity, invoices, payments_repo, routing, lambda: today(clock),
                                explain=explain)
-    publish_home = HomePublisher(home_service, client_for)
-    home_refresher = HomeRefresher(publish_home, every=HOME_REFRESH_SECONDS)
+    slack_links = SlackLinkRepository(sessions)
+    publish_home = HomePublisher(home_service, client_for, slack_links)
+    # After a change: only the tabs that exist (publish_home.refresh), at most every few seconds.
+    home_refresher = HomeRefresher(publish_home.refresh, every=HOME_REFRESH_SECONDS)
 
     # The payment: links, the outbox, what people are told, the state machine, its entry points.
     links = PayLinks(str(settings.public_url) if settings.public_url else None,
                      LinkSigner(settings.slack_signing_secret.get_secret_value(), clock))
     outbox = OutboxWorker(outbox_repo, SlackSender(client_for), fallback_channel=settings.notify_channel,
                           pace_seconds=settings.slack_channel_pace_seconds)
-    slack_links = SlackLinkRepository(sessions)
     payment_events = SlackPaymentEvents(
         router, client_for, on_settled=ListRefresher(lists, slack_links, slack.session), on_queued=outbox.wake,
         authenticate_url=links.authenticate, notice_locale=settings.default_locale,

@@ -350,12 +350,24 @@ class ListRenderer:
 
 
 class HomePublisher:
-    """Build and publish one person's Home tab, fresh (views.publish)."""
+    """Build and publish one person's Home tab, fresh (views.publish): when they open it,
+    and again after a change (`refresh`) only if they have a tab, i.e. opened it once. A
+    tab never opened is built when it is; publishing it before is work nobody sees (at
+    month-end most payers never look at Home, and each publish reads billing and the database)."""
 
-    def __init__(self, home: HomeService, client_for: ClientFor) -> None:
+    def __init__(self, home: HomeService, client_for: ClientFor, tabs: SlackLinkRepository) -> None:
         self._home = home
         self._client_for = client_for
+        self._tabs = tabs
 
     async def __call__(self, team_id: str, user_id: str) -> None:
+        await self._tabs.home_opened(team_id, user_id)
+        await self._publish(team_id, user_id)
+
+    async def refresh(self, team_id: str, user_id: str) -> None:
+        if await self._tabs.has_home(team_id, user_id):
+            await self._publish(team_id, user_id)
+
+    async def _publish(self, team_id: str, user_id: str) -> None:
         view = home_view(await self._home.view(team_id, user_id))
         await (await self._client_for(team_id)).views_publish(user_id=user_id, view=view)

@@ -178,6 +178,18 @@ class SlackFormLink(Base):
     list_query: Mapped[str | None] = mapped_column(String(500))
 
 
+class SlackHomeTab(Base):
+    """A person whose Home tab exists in Slack (they opened it once, so it was published).
+    Only those are published again when something the tab shows changes: a tab never
+    opened is built fresh when it is (app_home_opened), so publishing it is work for no one."""
+
+    __tablename__ = "slack_home_tabs"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class SlackPaymentLink(Base):
     """Where a payment shows in Slack: the modal it was submitted from (updated when the
     payment moves) and the `/invoices` message to redraw. Written in the same transaction

@@ -1,13 +1,15 @@
 """Where pay sessions and payments show in Slack (the modal's view, the `/invoices`
-message to redraw, the submission's repeat key): Slack UI state in tables of its own,
-so the domain rows carry none of it."""
+message to redraw, the submission's repeat key, who has a Home tab): Slack UI state in
+tables of its own, so the domain rows carry none of it."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import SlackFormLink, SlackPaymentLink
+from storage.models import SlackFormLink, SlackHomeTab, SlackPaymentLink, utcnow
 
 
 def submission_key(view_id: str, view_hash: str) -> str:
@@ -34,6 +36,15 @@ class SlackLinkRepository:
     async def payment(self, payment_id: str) -> SlackPaymentLink | None:
         async with self._sessions() as session:
             return await session.get(SlackPaymentLink, payment_id)
+
+
+    async def home_opened(self, team_id: str, user_id: str, *, at: dt.datetime | None = None) -> None:
+        async with self._sessions.begin() as session:
+            await session.merge(SlackHomeTab(team_id=team_id, user_id=user_id, opened_at=at or utcnow()))
+
+    async def has_home(self, team_id: str, user_id: str) -> bool:
+        async with self._sessions() as session:
+            return await session.get(SlackHomeTab, (team_id, user_id)) is not None
 
 
 async def link_for_new_payment(session: AsyncSession, payment_id: str, *, submission_key: str,

@@ -3,7 +3,8 @@ stand-in (which rejects what Slack rejects: over 100 blocks, text over its limit
 Now on it opens the same modal as the list, admins route notices, change the approval rule
 and the reminders from it, an approver approves from it (the DM's own action: one charge),
 a requester withdraws and a payer cancels a scheduled payment from it, receipts open from
-it, and a burst of payments refreshes it a bounded number of times."""
+it, and a burst of payments refreshes it a bounded number of times (and a tab never
+opened not at all)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,21 @@ async def test_paying_from_home_gives_a_receipt_and_refreshes_the_tab(world: Wor
     assert invoice["number"] in body and "€80.00" in body and "Pay Now" not in body
 
 
+async def test_a_payer_who_never_opened_home_gets_no_publish_until_they_do(world: World) -> None:
+    profile = await world.profile(currency="EUR")
+    person = await world.person([profile])
+    invoice = await world.invoice(profile, "45.00")
+    user = SlackUser(world.slack, person.user_id)
+    done = await user.pay(await user.pay_now(await user.command(invoice["number"]), invoice["id"]))
+    assert "Payment received" in texts(done["view"]["blocks"])
+    await asyncio.sleep(4)  # past the refresh's debounce: a publish would have landed by now
+    assert await publishes_for(world, person.user_id) == []  # no tab in Slack: nothing to refresh
+
+    home = await open_home(world, person.user_id)  # the tab, built when opened, shows the payment
+    body = texts(home["view"]["blocks"])
+    assert invoice["number"] in body and "Paid" in body and "Nothing to pay" in body
+
+
 async def test_see_all_sends_the_full_list_by_dm(world: World) -> None:
     profile = await world.profile()
     person = await world.person([profile])
@@ -262,6 +278,7 @@ async def test_an_approver_approves_from_home_and_it_is_charged_once(world: Worl
     team = await a_team(world)
     invoice = await world.invoice(team.profile, "1500.00")
     await open_home(world, team.approver.user_id)
+    await open_home(world, team.second.user_id)  # both approvers have a tab, so both are refreshed
     waiting = await request_approval(world, team, invoice)
     assert "Waiting for approval" in texts(waiting["view"]["blocks"])
 

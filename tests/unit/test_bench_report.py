@@ -63,3 +63,17 @@ def test_one_row_is_compared_with_a_baseline_given_apart() -> None:
 
 def test_the_load_generator_knows_what_a_first_page_still_counting_says() -> None:
     assert loadgen.COUNTING == COUNTING
+
+
+def test_the_breakdown_charges_each_sample_to_the_library_that_did_the_work(tmp_path) -> None:  # noqa: ANN001
+    from bench.breakdown import charge, shares  # noqa: PLC0415
+
+    # h11 parses for whoever called it; json works for its caller; the app's own line is the app's.
+    assert charge(["main (uvicorn/server.py:1)", "handle (h11/_connection.py:2)"]) == "web server (uvicorn, Starlette)"
+    assert charge(["send (httpcore/_async/http11.py:1)", "next_event (h11/_connection.py:2)"]).startswith("HTTP")
+    assert charge(["submit (bot/payments.py:3)", "dumps (json/encoder.py:4)"]) == "invoicebot"
+    assert charge(["execute (sqlalchemy/orm/session.py:5)"]).startswith("SQLAlchemy")
+    stacks = tmp_path / "s.txt"
+    stacks.write_text("a (bot/x.py:1);b (stripe/_x.py:2) 3\na (bot/x.py:1) 1\n")
+    total, by_library = shares(stacks)
+    assert total == 4 and by_library["Stripe SDK"] == 3 and by_library["invoicebot"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -130,6 +131,14 @@ class Submission:
     method_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FirstLook:
+    """What a submission's first answer is drawn from (PaymentService.first_look)."""
+
+    earlier: Payment | None
+    pay_session: PaySession | None
+
+
 class PaymentService:
     def __init__(self, identity: IdentityService, invoices: InvoiceService, billing: BillingApi,
                  stripe: StripePayments, payments: PaymentRepository, sessions: PaySessionRepository,
@@ -163,8 +172,16 @@ class PaymentService:
             raise
 
     async def open_form(self, *, team_id: str, user_id: str, invoice_id: str) -> PayForm:
-        viewer = await self._viewer(team_id, user_id, action="open_pay_now", invoice_id=invoice_id)
-        invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now")
+        # The invoice is read side by side with the person's rights (one billing round trip
+        # less before the form); nothing of it is shown or used until the rights allow it.
+        invoice_read = asyncio.ensure_future(self._billing.get_invoice(invoice_id))
+        try:
+            viewer = await self._viewer(team_id, user_id, action="open_pay_now", invoice_id=invoice_id)
+        except BaseException:
+            invoice_read.cancel()
+            await asyncio.gather(invoice_read, return_exceptions=True)
+            raise
+        invoice = await self._visible_invoice(viewer, invoice_id, action="open_pay_now", read=invoice_read)
         profile = await self._invoices.profile(invoice.billing_profile_id)
         pay_session = self._sessions.new(team_id=team_id, user_id=user_id, invoice_id=invoice.id,
                                          locale=viewer.locale)
@@ -280,12 +297,25 @@ class PaymentService:
             raise FieldProblem(AMOUNT, str(exc)) from None
         return amount
 
-    async def quick_check(self, submission: Submission) -> PaySession:
+    async def first_look(self, submission: Submission) -> FirstLook:
+        """What Slack's answer to a submission depends on, in one read on the ack's own
+        connections: the payment an earlier copy of it wrote (this person's only) and the
+        form's session."""
+        payment, pay_session = await self._ack_payments.submission_look(submission.key, submission.session_id)
+        if payment is not None and (payment.user_id != submission.user_id or payment.team_id != submission.team_id):
+            payment = None
+        return FirstLook(payment, self._ack_sessions.current(pay_session))
+
+    async def quick_check(self, submission: Submission, *, looked: FirstLook | None = None) -> PaySession:
         """What can be checked without the network, in time for Slack's answer: the form is
         this person's, the amount is a valid amount of the invoice's currency and within the
-        balance the form was opened with, and the method is one the form offered."""
-        pay_session = await self._session_of(submission.team_id, submission.user_id, submission.session_id,
-                                             sessions=self._ack_sessions)
+        balance the form was opened with, and the method is one the form offered (`looked`:
+        the form's session as `first_look` read it, else it is read now)."""
+        if looked is not None:
+            pay_session = await self._owned(submission.team_id, submission.user_id, looked.pay_session)
+        else:
+            pay_session = await self._session_of(submission.team_id, submission.user_id, submission.session_id,
+                                                 sessions=self._ack_sessions)
         locale = pay_session.locale or DEFAULT_LOCALE
         amount = self.parse_amount(submission.amount_text, pay_session.currency or "", locale)
         if pay_session.balance_minor is not None and amount.minor > pay_session.balance_minor:
@@ -445,9 +475,12 @@ class PaymentService:
         return viewer, invoice
 
     # -- shared checks -------------------------------------------------------------------
-    async def _visible_invoice(self, viewer: Viewer, invoice_id: str, *, action: str) -> Invoice:
+    async def _visible_invoice(self, viewer: Viewer, invoice_id: str, *, action: str,
+                               read: Awaitable[Invoice] | None = None) -> Invoice:
+        """The invoice, if this person may see it and it can be paid (`read`: its read, already
+        under way)."""
         try:
-            invoice = await self._billing.get_invoice(invoice_id)
+            invoice = await (read if read is not None else self._billing.get_invoice(invoice_id))
         except BillingNotFound:
             await self._audit.record(action, "denied", team_id=viewer.team_id, user_id=viewer.user_id,
                                      invoice_id=invoice_id, reason="invoice_not_found")
@@ -477,6 +510,11 @@ class PaymentService:
     async def _session_of(self, team_id: str, user_id: str, session_id: str, *, action: str = "submit_payment",
                           sessions: PaySessionRepository | None = None) -> PaySession:
         pay_session = await (sessions or self._sessions).get(session_id) if session_id else None
+        return await self._owned(team_id, user_id, pay_session, action=action)
+
+    async def _owned(self, team_id: str, user_id: str, pay_session: PaySession | None, *,
+                     action: str = "submit_payment") -> PaySession:
+        """The form's session if it exists and is this person's; else FormExpired (audited)."""
         if pay_session is None or pay_session.user_id != user_id or pay_session.team_id != team_id:
             await self._audit.record(action, "denied", team_id=team_id, user_id=user_id,
                                      reason="unknown_form_session")

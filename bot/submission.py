@@ -75,9 +75,10 @@ class SubmissionService:
         """What can be said at once (None: the checks pass, the payment is to be made).
         Raises what refuses the form at once, before Slack's answer: FieldProblem (shown
         under its field), FormExpired."""
-        earlier = await self._payments.earlier(submission)
+        looked = await self._payments.first_look(submission)  # one read, on the ack's own connections
+        earlier = looked.earlier
         if earlier is None:
-            await self._payments.quick_check(submission)
+            await self._payments.quick_check(submission, looked=looked)
             return None
         if at_rest(earlier):
             # A repeat after the first copy has ended: its truth at once; never a "working"

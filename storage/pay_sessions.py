@@ -45,7 +45,10 @@ class PaySessionRepository:
 
     async def get(self, session_id: str) -> PaySession | None:
         async with self._sessions() as session:
-            pay_session = await session.get(PaySession, session_id)
+            return self.current(await session.get(PaySession, session_id))
+
+    def current(self, pay_session: PaySession | None) -> PaySession | None:
+        """The session if it has not expired (however it was read)."""
         if pay_session is None or pay_session.created_at < self._now() - SESSION_TTL:
             return None
         return pay_session

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import IN_FLIGHT, AuditEvent, OutboxMessage, Payment, PaymentStatus, utcnow
+from storage.models import IN_FLIGHT, AuditEvent, OutboxMessage, Payment, PaymentStatus, PaySession, utcnow
 from storage.slack_links import link_for_new_payment, payment_id_by_submission
 
 
@@ -81,6 +81,15 @@ class PaymentRepository:
     async def by_submission(self, submission_key: str) -> Payment | None:
         async with self._sessions() as session:
             return await session.scalar(select(Payment).where(Payment.id.in_(payment_id_by_submission(submission_key))))
+
+    async def submission_look(self, submission_key: str, pay_session_id: str) -> tuple[Payment | None, PaySession | None]:
+        """An earlier copy's payment and the form's session, in one session (one connection
+        checkout and transaction: a submission reads both before Slack's answer)."""
+        async with self._sessions() as session:
+            payment = await session.scalar(
+                select(Payment).where(Payment.id.in_(payment_id_by_submission(submission_key))))
+            pay_session = await session.get(PaySession, pay_session_id) if pay_session_id else None
+        return payment, pay_session
 
     async def by_intent(self, intent_id: str) -> Payment | None:
         async with self._sessions() as session:

@@ -330,7 +330,12 @@ class SubmitPayments:
     async def earlier(self, _: Any) -> None:
         return None
 
-    async def quick_check(self, _: Any) -> None:
+    async def first_look(self, _: Any) -> Any:
+        from bot.payments import FirstLook  # noqa: PLC0415
+
+        return FirstLook(None, None)
+
+    async def quick_check(self, _: Any, **__: Any) -> None:
         if self.quick is not None:
             raise self.quick
 

@@ -14,7 +14,7 @@ import pytest
 from blocks.pay_modal import AMOUNT_FIELD, METHOD_FIELD, block_for
 from bot.errors import FieldProblem, FormExpired
 from handlers.errors import explain
-from bot.payments import AMOUNT, METHOD, Submission, Submitted
+from bot.payments import AMOUNT, METHOD, FirstLook, Submission, Submitted
 from bot.submission import SubmissionOutcome, SubmissionService
 from handlers.requests import SubmitRequest
 from handlers.views import outcome_view
@@ -49,7 +49,10 @@ class FakePayments:
     async def earlier(self, submission: Submission) -> Payment | None:
         return self._earlier
 
-    async def quick_check(self, submission: Submission) -> None:
+    async def first_look(self, submission: Submission) -> FirstLook:
+        return FirstLook(self._earlier, None)
+
+    async def quick_check(self, submission: Submission, *, looked: FirstLook | None = None) -> None:
         if self._quick:
             raise self._quick
 

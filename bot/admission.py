@@ -36,6 +36,10 @@ FLOOR = 4
 SMOOTHING = 0.3
 
 
+class GateClosed(Exception):
+    """The gate closed (the server is stopping) before this work started: none of it ran."""
+
+
 class LoopGate:
     """`await gate.run(work)`: runs `work` once the loop has room for it (see the module)."""
 
@@ -49,6 +53,7 @@ class LoopGate:
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._lag = 0.0
         self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def running(self) -> int:
@@ -63,9 +68,10 @@ class LoopGate:
         return self._lag
 
     async def run(self, work: Awaitable[T]) -> T:
+        """Raises GateClosed (and `work` never runs) when the gate closes before it starts."""
         try:
             await self._enter()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GateClosed):
             if inspect.iscoroutine(work):
                 work.close()  # never started: nothing of it ran
             raise
@@ -80,6 +86,8 @@ class LoopGate:
         return self._running < self._floor or self._lag <= self._max_lag
 
     async def _enter(self) -> None:
+        if self._closed:
+            raise GateClosed()
         self._watch()
         if not self._waiting and self._running < self._floor:
             self._running += 1
@@ -92,9 +100,10 @@ class LoopGate:
         try:
             await admitted  # _admit counts it as running when it resolves the future
         except asyncio.CancelledError:
-            if admitted.done() and not admitted.cancelled():
-                self._running -= 1  # admitted and cancelled in the same tick
-            else:
+            if admitted.done() and not admitted.cancelled() and admitted.exception() is None:
+                self._running -= 1  # admitted and cancelled in the same tick: its slot goes on
+                self._admit(1)
+            elif admitted in self._waiting:
                 self._waiting.remove(admitted)
             raise
 
@@ -103,7 +112,7 @@ class LoopGate:
         self._admit(1)  # the slot it leaves, at once when there is room (the watch admits beyond that)
 
     def _admit(self, count: int) -> None:
-        while count > 0 and self._waiting and self._has_room():
+        while count > 0 and self._waiting and self._has_room() and not self._closed:
             admitted = self._waiting.popleft()
             if admitted.done():
                 continue
@@ -112,7 +121,7 @@ class LoopGate:
             count -= 1
 
     def _watch(self) -> None:
-        if self._watcher is None or self._watcher.done():
+        if not self._closed and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.get_running_loop().create_task(self._measure(), name="loop-gate")
 
     async def _measure(self) -> None:
@@ -132,6 +141,13 @@ class LoopGate:
                 return  # idle: the next entry starts the watch again
 
     async def aclose(self) -> None:
+        """No more work starts: what still waits gets GateClosed (it never ran, so nothing
+        of it happened: a submission says so), and the watch stops."""
+        self._closed = True
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            if not waiting.done():
+                waiting.set_exception(GateClosed())
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

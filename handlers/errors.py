@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.admission import GateClosed
 from bot.billing import BillingError
 from bot.errors import (
     ApprovalProblem, FieldProblem, FormExpired, InvoiceNotPayable, InvoiceUnavailable, NoApproverAvailable,
@@ -134,6 +135,9 @@ WORDS: dict[type[BaseException], Entry] = {
     StripeRejected: Entry(Explanation(
         "Payment could not be started", "Stripe refused to start this payment. Nothing was charged. Please try "
         "again, or pay by wire transfer; our team has been told."), expected=False),
+    GateClosed: Entry(Explanation(
+        "Not started", "The app was restarting, so this was not started. Nothing was charged. Please try again "
+        "in a minute.")),
     LinkInvalid: Entry(Explanation(
         "Link not valid", "This link is not valid any more. Press *Pay Now* in Slack again.")),
     BadPayload: Entry(GENERIC),

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.approvals import awaiting_view
 from blocks.pay_modal import CALLBACK_ID, decline_notice, message_view, pay_form_view, payment_view
+from bot.admission import GateClosed
 from bot.clock import Clock, today
 from bot.errors import FieldProblem
 from bot.submission import SubmissionOutcome, SubmissionService
@@ -64,7 +65,11 @@ def register(app: AsyncApp, *, submissions: SubmissionService, background: Backg
         await ack(response_action="update",
                   view=outcome_view(answer, request, today=today(clock)) if answer else message_view(*WORKING))
         answered = time.monotonic()
-        outcome = await work
+        try:
+            outcome = await work
+        except GateClosed:
+            # The server is stopping and this payment never started (no row, no charge).
+            outcome = SubmissionOutcome(timed_out=True)
         await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - answered)))
         await _update(client, request.view_id, outcome_view(outcome, request, today=today(clock)))
 

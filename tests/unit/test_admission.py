@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.admission import LoopGate
+import pytest
+
+from bot.admission import GateClosed, LoopGate
 
 
 def _busy(seconds: float) -> None:
@@ -98,3 +100,24 @@ async def test_never_more_than_the_ceiling_at_once_however_idle_the_loop() -> No
     assert most == 5
     assert gate.running == 0 and gate.waiting == 0
     await gate.aclose()
+
+
+async def test_closing_refuses_what_still_waits_and_none_of_it_runs() -> None:
+    gate = LoopGate(floor=1, ceiling=1)
+    ran: list[int] = []
+
+    async def one(n: int) -> None:
+        await asyncio.sleep(0.05)
+        ran.append(n)
+
+    first = asyncio.ensure_future(gate.run(one(1)))
+    second = asyncio.ensure_future(gate.run(one(2)))  # waits: the ceiling is 1
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    await gate.aclose()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], GateClosed)
+    assert ran == [1]  # the refused one never started
+    with pytest.raises(GateClosed):
+        await gate.run(one(3))
+    assert ran == [1]

@@ -152,7 +152,7 @@ class PaymentService:
         self._payments = payments
         self._sessions = sessions
         # The same tables through connections of their own, for the reads made before
-        # Slack's answer (`earlier`, `quick_check`): they never wait behind payments in flight.
+        # Slack's answer (`first_look`, `quick_check`): they never wait behind payments in flight.
         self._ack_payments, self._ack_sessions = before_ack or (payments, sessions)
         self._audit = audit
         self._links = links
@@ -330,7 +330,7 @@ class PaymentService:
 
     async def earlier(self, submission: Submission) -> Payment | None:
         """The payment an earlier copy of this very submission wrote, if any (this person's only)."""
-        payment = await self._ack_payments.by_submission(submission.key)
+        payment = await self._payments.by_submission(submission.key)
         if payment is None or payment.user_id != submission.user_id or payment.team_id != submission.team_id:
             return None
         return payment

@@ -361,7 +361,10 @@ class HomePublisher:
         self._tabs = tabs
 
     async def __call__(self, team_id: str, user_id: str) -> None:
-        await self._tabs.home_opened(team_id, user_id)
+        try:
+            await self._tabs.home_opened(team_id, user_id)
+        except Exception as exc:  # noqa: BLE001 - the tab is still shown; only later refreshes depend on it
+            log.warning("Home tab of %s not remembered: %s", user_id, type(exc).__name__)
         await self._publish(team_id, user_id)
 
     async def refresh(self, team_id: str, user_id: str) -> None:

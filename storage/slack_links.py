@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import SlackFormLink, SlackHomeTab, SlackPaymentLink, utcnow
@@ -39,8 +40,11 @@ class SlackLinkRepository:
 
 
     async def home_opened(self, team_id: str, user_id: str, *, at: dt.datetime | None = None) -> None:
-        async with self._sessions.begin() as session:
-            await session.merge(SlackHomeTab(team_id=team_id, user_id=user_id, opened_at=at or utcnow()))
+        try:
+            async with self._sessions.begin() as session:
+                await session.merge(SlackHomeTab(team_id=team_id, user_id=user_id, opened_at=at or utcnow()))
+        except IntegrityError:
+            pass  # two opens at once (two workers, a retry): the other one wrote the row
 
     async def has_home(self, team_id: str, user_id: str) -> bool:
         async with self._sessions() as session:
